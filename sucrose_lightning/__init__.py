@@ -1,0 +1,105 @@
+"""sucrose_lightning: a home for PyTorch and Lightning experiments.
+
+One ``config.yaml`` of named, inheriting domains; for each scenario its own
+checkpoint and log folders, automatic resume, TensorBoard logging and
+hyperparameters.
+
+Examples:
+    >>> import sucrose_lightning as sucrose
+    >>> # ssc = sucrose.scenario("path/to/workspace", "base/case1")
+    >>> # model = ssc.partial(MyNet, "model")()
+    >>> # ssc.load_state_dict(model=model, optim=optim)
+    >>> # for epoch in sucrose.epoch_range(10):
+    >>> #     ...; sucrose.step()
+    >>> #     ssc.save_state_dict(1, model=model, optim=optim)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from .config import Config, load_config
+from .errors import (
+    CheckpointError,
+    ConfigError,
+    DomainNotFoundError,
+    LockError,
+    MissingKeyError,
+    SucroseConfigWarning,
+    SucroseError,
+    SucroseWarning,
+    UnsafeCheckpointError,
+)
+from .layout import CkptFile
+from .scenario import SucroseScenario, current, set_current
+
+__version__ = "0.1.0"
+
+#: The package's logger; ``sucrose.logger.setLevel("DEBUG")`` shows what it does. It never prints
+#: on its own: attach a handler (or ``logging.basicConfig()``) to see its messages.
+logger = logging.getLogger("sucrose_lightning")
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "CheckpointError",
+    "CkptFile",
+    "Config",
+    "ConfigError",
+    "DomainNotFoundError",
+    "LockError",
+    "MissingKeyError",
+    "SucroseConfigWarning",
+    "SucroseError",
+    "SucroseScenario",
+    "SucroseWarning",
+    "UnsafeCheckpointError",
+    "current",
+    "epoch_range",
+    "load_config",
+    "logger",
+    "scenario",
+    "step",
+]
+
+
+def scenario(workspace: str | os.PathLike[str], name: str) -> SucroseScenario:
+    """Start scenario ``name`` of ``<workspace>/config.yaml`` and make it the current one.
+
+    Args:
+        workspace: the folder holding ``config.yaml``.
+        name: a domain of that file, e.g. ``"base/case1"``.
+
+    Returns:
+        The :class:`SucroseScenario`; :func:`epoch_range` and :func:`step` act on it.
+
+    Raises:
+        ConfigError: the config file is missing or has problems (all listed together).
+        DomainNotFoundError: ``name`` is not a domain of the file (close names suggested).
+
+    Examples:
+        >>> # ssc = sucrose.scenario("path/to/workspace", "base/case1")
+        >>> # ssc["model.input_dim"]
+        >>> # 200
+    """
+    ssc = SucroseScenario(workspace, name)
+    set_current(ssc)
+    return ssc
+
+
+def epoch_range(n: int) -> range:
+    """``range(last_epoch, last_epoch + n)`` of the current scenario: ``n`` more epochs.
+
+    Examples:
+        >>> # for epoch in sucrose.epoch_range(10): ...
+    """
+    return current().epoch_range(n)
+
+
+def step(n: int = 1) -> int:
+    """Count ``n`` optimizer steps on the current scenario; returns ``ssc.num_steps``.
+
+    Examples:
+        >>> # optim.step(); sucrose.step()
+    """
+    return current().step(n)

@@ -1,0 +1,435 @@
+"""``config.yaml``: loading, domain names, inheritance, the merged view and provenance.
+
+A config file maps *domain* names to flat mappings of dotted keys::
+
+    workspace:            # reserved: layout settings, not a scenario
+      ckpts_folder: ckpts
+    base:
+      model.input_dim: 100
+      optim.lr: 0.01
+    base/case1:           # inherits every key of ``base``, overrides one
+      model.input_dim: 200
+
+A domain's parent is the name before its last ``/``; an undefined middle level
+is skipped (``base/a/b`` inherits from ``base`` when ``base/a`` is not defined).
+
+This module imports neither torch nor lightning, so config-only use stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError, DomainNotFoundError, did_you_mean
+
+__all__ = [
+    "CONFIG_FILE",
+    "WORKSPACE_DEFAULTS",
+    "WORKSPACE_DOMAIN",
+    "Config",
+    "WorkspaceSettings",
+    "check_domain_name",
+    "load_config",
+    "parent_of",
+    "plain",
+]
+
+CONFIG_FILE = "config.yaml"
+WORKSPACE_DOMAIN = "workspace"
+WORKSPACE_DEFAULTS: dict[str, str] = {
+    "ckpts_folder": "ckpts",
+    "logs_folder": "logs",
+    "epoch_prefix": "e",
+    "ckpts_extension": ".pt",
+    "lightning_ckpts_extension": ".ckpt",
+    "step_key": "step",
+}
+
+# Characters refused in a domain segment: path separators and what Windows forbids.
+_BAD_SEGMENT_CHARS = re.compile(r'[\\<>:"|?*\x00-\x1f\x7f]')
+_PREFIX_RE = re.compile(r"[A-Za-z_-]+")
+_EXT_RE = re.compile(r"\.[A-Za-z0-9_.-]+")
+
+try:  # libyaml's parser is about 10x faster than the pure-Python one
+    _BaseLoader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _BaseLoader = yaml.SafeLoader
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """Safe loader that records duplicate keys instead of silently keeping the last."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.duplicates: list[tuple[str, Any]] = []
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            self._note_duplicates(node)
+        return super().construct_mapping(node, deep=deep)
+
+    def _note_duplicates(self, node: yaml.MappingNode) -> None:
+        keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+        if len(set(keys)) == len(keys):
+            return
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            if key_node.value in seen:
+                self.duplicates.append((key_node.value, key_node.start_mark))
+            seen.add(key_node.value)
+
+
+def _where(path: str, mark: Any) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}"
+
+
+def parent_of(name: str) -> str | None:
+    """The name before the last ``/``, or ``None`` for a top-level domain.
+
+    Examples:
+        >>> parent_of("base/case1/small")
+        'base/case1'
+        >>> parent_of("base") is None
+        True
+    """
+    cut = name.rfind("/")
+    return name[:cut] if cut > 0 else None
+
+
+def check_domain_name(name: object) -> str | None:
+    """Return why ``name`` cannot be a domain (it names folders under the workspace), or ``None``.
+
+    Examples:
+        >>> check_domain_name("base/case1") is None
+        True
+        >>> check_domain_name("../escape")
+        "segment '..' is not allowed"
+    """
+    if not isinstance(name, str):
+        return f"domain names must be strings, not {type(name).__name__}"
+    if not name:
+        return "the domain name is empty"
+    if name.startswith("/"):
+        return "a leading '/' is not allowed (names are relative to the workspace)"
+    if name.endswith("/"):
+        return "a trailing '/' is not allowed"
+    if "\\" in name:
+        return "backslashes are not allowed; separate levels with '/'"
+    for segment in name.split("/"):
+        if not segment:
+            return "empty segment ('//') is not allowed"
+        if segment in (".", ".."):
+            return f"segment {segment!r} is not allowed"
+        if segment.startswith("."):
+            return f"segment {segment!r} starts with '.', which is reserved for sucrose's own files"
+        if segment != segment.strip():
+            return f"segment {segment!r} starts or ends with whitespace"
+        bad = _BAD_SEGMENT_CHARS.search(segment)
+        if bad:
+            return f"segment {segment!r} contains the character {bad.group()!r}"
+    if name == WORKSPACE_DOMAIN:
+        return None
+    if name.split("/", 1)[0] == WORKSPACE_DOMAIN:
+        return f"{WORKSPACE_DOMAIN!r} is reserved for layout settings and cannot have children"
+    return None
+
+
+def _check_key(key: object) -> str | None:
+    if not isinstance(key, str):
+        return f"keys must be strings, not {type(key).__name__} ({key!r})"
+    if not key or "" in key.split("."):
+        return f"key {key!r} has an empty part; write dotted keys like 'model.input_dim'"
+    return None
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """Layout settings from the reserved ``workspace`` domain, each with a default.
+
+    Examples:
+        >>> WorkspaceSettings().ckpts_folder
+        'ckpts'
+    """
+
+    ckpts_folder: str = WORKSPACE_DEFAULTS["ckpts_folder"]
+    logs_folder: str = WORKSPACE_DEFAULTS["logs_folder"]
+    epoch_prefix: str = WORKSPACE_DEFAULTS["epoch_prefix"]
+    ckpts_extension: str = WORKSPACE_DEFAULTS["ckpts_extension"]
+    lightning_ckpts_extension: str = WORKSPACE_DEFAULTS["lightning_ckpts_extension"]
+    step_key: str = WORKSPACE_DEFAULTS["step_key"]
+
+
+def _workspace_settings(body: Mapping[Any, Any], where: str, problems: list[str]) -> WorkspaceSettings:
+    values = dict(WORKSPACE_DEFAULTS)
+    for key, value in body.items():
+        if key not in WORKSPACE_DEFAULTS:
+            problems.append(
+                f"{where}: unknown setting {key!r} in domain 'workspace'"
+                f"{did_you_mean(str(key), WORKSPACE_DEFAULTS)} "
+                f"(known: {', '.join(WORKSPACE_DEFAULTS)})"
+            )
+            continue
+        if not isinstance(value, str) or not value:
+            problems.append(f"{where}: workspace.{key} must be a non-empty string, not {value!r}")
+            continue
+        if key.endswith("_folder"):
+            bad = check_domain_name(value) if value != WORKSPACE_DOMAIN else None
+            if bad:
+                problems.append(f"{where}: workspace.{key} {value!r} must be a folder inside the workspace: {bad}")
+                continue
+        elif key == "epoch_prefix" and not _PREFIX_RE.fullmatch(value):
+            problems.append(f"{where}: workspace.epoch_prefix {value!r} may hold only letters, '_' and '-'")
+            continue
+        elif key.endswith("_extension") and not _EXT_RE.fullmatch(value):
+            problems.append(f"{where}: workspace.{key} {value!r} must look like '.pt'")
+            continue
+        values[key] = value
+    if values["ckpts_folder"] == values["logs_folder"]:
+        problems.append(f"{where}: workspace.ckpts_folder and workspace.logs_folder must differ")
+    return WorkspaceSettings(**values)
+
+
+@dataclass
+class Config:
+    """A parsed ``config.yaml``: domains, their lines, layout settings and the file's hash.
+
+    Use :func:`load_config` to make one.
+
+    Attributes:
+        path: the config file.
+        domains: domain name -> its own (not merged) keys, in file order.
+        lines: domain name -> 1-based line where it starts.
+        key_lines: (domain, key) -> 1-based line of that key.
+        settings: layout settings from the ``workspace`` domain.
+        sha256: hex digest of the file's bytes.
+    """
+
+    path: Path
+    domains: dict[str, dict[str, Any]]
+    lines: dict[str, int] = field(default_factory=dict)
+    key_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
+    sha256: str = ""
+
+    @property
+    def scenarios(self) -> list[str]:
+        """Every domain that can be a scenario (all but ``workspace``), in file order."""
+        return [d for d in self.domains if d != WORKSPACE_DOMAIN]
+
+    def require(self, name: str) -> None:
+        """Raise :class:`DomainNotFoundError` unless ``name`` is a scenario of this file.
+
+        Raises:
+            DomainNotFoundError: with close names, so a typo does not train a new scenario.
+        """
+        if name in self.domains and name != WORKSPACE_DOMAIN:
+            return
+        if name == WORKSPACE_DOMAIN:
+            raise DomainNotFoundError(
+                f"'workspace' in {self.path} holds layout settings and is not a scenario; "
+                "pick another domain"
+            )
+        bad = check_domain_name(name)
+        if bad:
+            raise DomainNotFoundError(f"invalid scenario name {name!r}: {bad}")
+        hint = did_you_mean(name, self.scenarios)
+        parent = self.nearest_ancestor(name)
+        create = (
+            f"add '{name}:' to it (an empty body inherits everything from {parent!r})"
+            if parent
+            else f"add a domain '{name}:' to it"
+        )
+        raise DomainNotFoundError(
+            f"scenario {name!r} is not a domain in {self.path}{hint} "
+            f"To train it, {create}."
+        )
+
+    def nearest_ancestor(self, name: str) -> str | None:
+        """The closest defined ancestor of ``name`` (skipping undefined levels), or ``None``."""
+        parent = parent_of(name)
+        while parent is not None and parent not in self.domains:
+            parent = parent_of(parent)
+        return parent
+
+    def chain(self, name: str) -> tuple[str, ...]:
+        """The defined domains searched for ``name``'s keys, child first.
+
+        Examples:
+            >>> cfg = Config(Path("c.yaml"), {"a": {}, "a/b/c": {}})
+            >>> cfg.chain("a/b/c")
+            ('a/b/c', 'a')
+        """
+        out = [name] if name in self.domains else []
+        ancestor = self.nearest_ancestor(name)
+        while ancestor is not None:
+            out.append(ancestor)
+            ancestor = self.nearest_ancestor(ancestor)
+        return tuple(out)
+
+    def merged(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """Merge ``name``'s chain once: (key -> value, key -> domain that set it)."""
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for domain in reversed(self.chain(name)):
+            body = self.domains[domain]
+            values.update(body)
+            origins.update(dict.fromkeys(body, domain))
+        return values, origins
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check ``config.yaml``; every problem of the file is reported at once.
+
+    Args:
+        path: the config file, or a workspace folder holding ``config.yaml``.
+
+    Returns:
+        The parsed :class:`Config`.
+
+    Raises:
+        ConfigError: the file is missing, is not valid YAML, or breaks a rule (top level not a
+            mapping, a domain body that is not a mapping, duplicate keys, bad domain names,
+            unknown workspace settings); the message lists every problem with file:line:column.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> ws = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (ws / "config.yaml").write_text("base:\\n  model.dim: 3\\nbase/small:\\n")
+        >>> load_config(ws).merged("base/small")[0]
+        {'model.dim': 3}
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    shown = str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            shown,
+            [f"no config file at {shown}: create it with domains like 'base:' (see the README)"],
+        ) from None
+    except OSError as err:
+        raise ConfigError(shown, [f"cannot read {shown}: {err.strerror or err}"]) from None
+
+    loader = _Loader(data)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = _where(shown, mark) if mark else shown
+        raise ConfigError(shown, [f"{where}: YAML syntax error: {err.problem or err}"]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(shown, [f"{shown}: YAML error: {err}"]) from None
+
+    problems: list[str] = []
+    domains: dict[str, dict[str, Any]] = {}
+    lines: dict[str, int] = {}
+    key_lines: dict[tuple[str, str], int] = {}
+    settings = WorkspaceSettings()
+    if root is None:
+        pass  # an empty file has no domains; asking for a scenario names the file
+    elif not isinstance(root, yaml.MappingNode):
+        problems.append(
+            f"{_where(shown, root.start_mark)}: the top level must map domain names to their keys "
+            "(like 'base:'), not a " + ("list" if isinstance(root, yaml.SequenceNode) else "value")
+        )
+    else:
+        loader._note_duplicates(root)
+        try:
+            for name_node, body_node in root.value:
+                where = _where(shown, name_node.start_mark)
+                name = loader.construct_object(name_node, deep=True)
+                bad = check_domain_name(name)
+                if bad:
+                    problems.append(f"{where}: bad domain name {name!r}: {bad}")
+                    continue
+                lines[name] = name_node.start_mark.line + 1
+                if isinstance(body_node, yaml.ScalarNode) and body_node.tag.endswith(":null"):
+                    body: dict[str, Any] = {}  # `base/test2:` with nothing after it
+                elif isinstance(body_node, yaml.MappingNode):
+                    body = loader.construct_object(body_node, deep=True)
+                    for key_node, _ in body_node.value:
+                        if isinstance(key_node, yaml.ScalarNode):
+                            key_lines[(name, key_node.value)] = key_node.start_mark.line + 1
+                    for key in body:
+                        bad = _check_key(key)
+                        if bad:
+                            problems.append(f"{where}: domain {name!r}: {bad}")
+                else:
+                    problems.append(
+                        f"{_where(shown, body_node.start_mark)}: the body of domain {name!r} must be a "
+                        "mapping of keys to values (like 'model.dim: 3') or empty"
+                    )
+                    continue
+                if name == WORKSPACE_DOMAIN:
+                    settings = _workspace_settings(body, where, problems)
+                domains[name] = body
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = _where(shown, mark) if mark else shown
+            problems.append(f"{where}: {getattr(err, 'problem', None) or err}")
+        except TypeError as err:  # e.g. an unhashable mapping key such as `[a, b]: 1`
+            problems.append(f"{shown}: {err}")
+    for key, mark in loader.duplicates:
+        problems.append(
+            f"{_where(shown, mark)}: duplicate key {key!r} (YAML would silently keep the last one); "
+            "remove or rename one of them"
+        )
+    loader.dispose()
+    if problems:
+        problems.sort(key=_problem_order)
+        raise ConfigError(shown, problems)
+    return Config(
+        path=path,
+        domains=domains,
+        lines=lines,
+        key_lines=key_lines,
+        settings=settings,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _problem_order(problem: str) -> tuple[int, int]:
+    match = re.search(r":(\d+):(\d+):", problem)
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain data (dict, list, str, int, float, bool, None) for checkpoints and loggers.
+
+    YAML can also produce dates, sets and bytes; those become ISO strings, sorted lists and
+    hex strings, so ``torch.load(weights_only=True)`` and YAML/JSON writers accept the result.
+
+    Examples:
+        >>> import datetime
+        >>> plain({"d": datetime.date(2024, 1, 2), "s": {2, 1}, "t": (1, 2)})
+        {'d': '2024-01-02', 's': [1, 2], 't': [1, 2]}
+    """
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [plain(v) for v in value]
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).hex()
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(value)

@@ -1,0 +1,153 @@
+"""Workspace folders and epoch-stamped checkpoint names: make, parse, find the newest.
+
+A scenario ``base/case1`` of workspace ``ws`` keeps its checkpoints in
+``ws/ckpts/base/case1/`` and its logs in ``ws/logs/base/case1/``. A checkpoint's
+name carries the number of epochs finished, and for a save in the middle of an
+epoch also the global step::
+
+    base_case1_e10.pt         10 epochs finished (end of epoch)
+    base_case1_e3_s1500.ckpt  3 epochs finished, global step 1500 (mid-epoch)
+
+Only names with the scenario's exact stem, prefix and extension count: in
+``ckpts/base/`` the file ``base_e10.pt`` is scenario ``base``'s, the folder
+``case1/`` belongs to ``base/case1``, and ``base_e10.pt.tmp`` or
+``base_e10_old.pt`` are ignored. This module imports neither torch nor lightning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import WorkspaceSettings
+
+__all__ = ["ABANDONED_FOLDER", "TMP_SUFFIX", "CkptFile", "Layout"]
+
+ABANDONED_FOLDER = ".abandoned"
+TMP_SUFFIX = ".tmp"
+LOCK_FILE = ".sucrose.lock"
+
+
+@dataclass(frozen=True)
+class CkptFile:
+    """One stamped checkpoint file.
+
+    Attributes:
+        epochs: number of epochs finished when it was written.
+        step: global step for a mid-epoch save, ``None`` for an end-of-epoch save.
+        path: absolute path of the file.
+    """
+
+    epochs: int
+    step: int | None
+    path: str
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Sort key: most epochs, then most steps (an end-of-epoch file comes first)."""
+        return (self.epochs, -1 if self.step is None else self.step)
+
+
+class Layout:
+    """Where one scenario's files live, and how its checkpoints are named.
+
+    Args:
+        workspace: the folder holding ``config.yaml``.
+        name: the scenario (domain) name, already checked.
+        settings: layout settings from the ``workspace`` domain.
+
+    Examples:
+        >>> lay = Layout(Path("/ws"), "base/case1", WorkspaceSettings())
+        >>> lay.ckpt_name(10)
+        'base_case1_e10.pt'
+        >>> lay.parse("base_case1_e3_s1500.pt")
+        (3, 1500)
+        >>> lay.parse("base_case1_e10.pt.tmp") is None
+        True
+    """
+
+    def __init__(self, workspace: Path, name: str, settings: WorkspaceSettings) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.settings = settings
+        self.stem = name.replace("/", "_")
+        self.ckpts_dir = workspace / settings.ckpts_folder / name
+        self.logs_dir = workspace / settings.logs_folder / name
+        self._patterns: dict[str, re.Pattern[str]] = {}
+
+    def _pattern(self, ext: str) -> re.Pattern[str]:
+        pat = self._patterns.get(ext)
+        if pat is None:
+            head = re.escape(f"{self.stem}_{self.settings.epoch_prefix}")
+            pat = re.compile(rf"{head}(0|[1-9]\d*)(?:_s(0|[1-9]\d*))?{re.escape(ext)}")
+            self._patterns[ext] = pat
+        return pat
+
+    def ckpt_name(self, epochs: int, step: int | None = None, ext: str | None = None) -> str:
+        """The file name for a checkpoint after ``epochs`` epochs (and ``step`` mid-epoch)."""
+        ext = self.settings.ckpts_extension if ext is None else ext
+        tail = "" if step is None else f"_s{step}"
+        return f"{self.stem}_{self.settings.epoch_prefix}{epochs}{tail}{ext}"
+
+    def ckpt_path(self, epochs: int, step: int | None = None, ext: str | None = None) -> Path:
+        """Absolute path of :meth:`ckpt_name` in the scenario's checkpoint folder."""
+        return self.ckpts_dir / self.ckpt_name(epochs, step, ext)
+
+    def parse(self, filename: str, ext: str | None = None) -> tuple[int, int | None] | None:
+        """``(epochs, step)`` if ``filename`` is one of this scenario's checkpoints, else ``None``."""
+        ext = self.settings.ckpts_extension if ext is None else ext
+        match = self._pattern(ext).fullmatch(filename)
+        if match is None:
+            return None
+        step = match.group(2)
+        return int(match.group(1)), None if step is None else int(step)
+
+    def scan(self, ext: str | None = None) -> list[CkptFile]:
+        """The scenario's stamped checkpoints with extension ``ext``, oldest first."""
+        ext = self.settings.ckpts_extension if ext is None else ext
+        pattern = self._pattern(ext)
+        found: list[CkptFile] = []
+        try:
+            entries = os.scandir(self.ckpts_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return found
+        with entries:
+            for entry in entries:
+                match = pattern.fullmatch(entry.name)
+                if match is not None and entry.is_file():
+                    step = match.group(2)
+                    found.append(
+                        CkptFile(int(match.group(1)), None if step is None else int(step), entry.path)
+                    )
+        found.sort(key=lambda c: c.order)
+        return found
+
+    def temp_path(self, final: Path) -> Path:
+        """A hidden temporary name next to ``final``, unique to this process and moment."""
+        return final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
+
+    def temp_files(self) -> list[Path]:
+        """Leftover temporary files of interrupted saves in the checkpoint folder."""
+        head = f".{self.stem}_{self.settings.epoch_prefix}"
+        try:
+            with os.scandir(self.ckpts_dir) as entries:
+                return [
+                    Path(e.path)
+                    for e in entries
+                    if e.name.startswith(head) and e.name.endswith(TMP_SUFFIX) and e.is_file()
+                ]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    @property
+    def lock_path(self) -> Path:
+        """The lock file that marks a process training this scenario."""
+        return self.ckpts_dir / LOCK_FILE
+
+    @property
+    def abandoned_dir(self) -> Path:
+        """Where checkpoints newer than a resumed one are moved, instead of being overwritten."""
+        return self.ckpts_dir / ABANDONED_FOLDER
