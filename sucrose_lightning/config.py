@@ -308,7 +308,7 @@ def load_config(path: str | Path) -> Config:
         {'model.dim': 3}
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or (not path.exists() and path.suffix not in (".yaml", ".yml")):
         path = path / CONFIG_FILE
     shown = str(path)
     try:
@@ -316,7 +316,11 @@ def load_config(path: str | Path) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             shown,
-            [f"no config file at {shown}: create it with domains like 'base:' (see the README)"],
+            [
+                f"no config file at {shown}"
+                + ("" if path.parent.is_dir() else f" (the workspace folder {path.parent} does not exist)")
+                + ": create it with domains like 'base:' (see the README)"
+            ],
         ) from None
     except OSError as err:
         raise ConfigError(shown, [f"cannot read {shown}: {err.strerror or err}"]) from None

@@ -24,7 +24,7 @@ __all__ = ["Binding", "ConfigPartial", "bind_config", "callable_name"]
 
 def callable_name(fn: Any) -> str:
     """A readable name for ``fn`` (``MyNet``, ``make_model``)."""
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 @dataclass
@@ -101,7 +101,7 @@ def bind_config(fn: Callable[..., Any], prefix: str, values: Mapping[str, Any]) 
             out.used.append(key)
         else:
             out.unknown.append(key)
-            out.hints.append(did_you_mean(name, params))
+            out.hints.append(did_you_mean(name, params, n=1))
     for name, sub in nested.items():
         if name in params and name not in direct:
             out.kwargs[name] = sub
