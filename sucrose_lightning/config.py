@@ -184,7 +184,9 @@ def _workspace_settings(body: Mapping[Any, Any], where: str, problems: list[str]
         if key.endswith("_folder"):
             bad = check_domain_name(value) if value != WORKSPACE_DOMAIN else None
             if bad:
-                problems.append(f"{where}: workspace.{key} {value!r} must be a folder inside the workspace: {bad}")
+                problems.append(
+                    f"{where}: workspace.{key} {value!r} must be a folder inside the workspace: {bad}"
+                )
                 continue
         elif key == "epoch_prefix" and not _PREFIX_RE.fullmatch(value):
             problems.append(f"{where}: workspace.epoch_prefix {value!r} may hold only letters, '_' and '-'")

@@ -164,7 +164,7 @@ def make_partial(
     if binding.unknown:
         lines = [
             f"{key}: no parameter {key.rsplit('.', 1)[-1]!r} of {callable_name(fn)}{hint}"
-            for key, hint in zip(binding.unknown, binding.hints)
+            for key, hint in zip(binding.unknown, binding.hints, strict=True)
         ]
         text = f"config keys {where} that {callable_name(fn)} does not take:\n  " + "\n  ".join(lines)
         if strict:

@@ -242,7 +242,8 @@ class SucroseScenario:
         Examples:
             >>> # model = ssc.partial(MyNet, "model")()   # MyNet(input_dim=200, ...)
         """
-        where = f"under {prefix + '.' if prefix else 'the top level'} in scenario {self._name!r} ({' -> '.join(self._chain)})"
+        under = f"{prefix}." if prefix else "the top level"
+        where = f"under {under} in scenario {self._name!r} ({' -> '.join(self._chain)})"
         part, binding = make_partial(fn, prefix, self._values, where=where, strict=strict, overrides=kwargs)
         self._read.update(binding.used)
         return part
@@ -269,7 +270,10 @@ class SucroseScenario:
 
     @property
     def last_epoch(self) -> int:
-        """Epochs finished: the newest readable stamp on disk (0 when fresh), or what was loaded or saved since."""
+        """Epochs finished: the newest readable stamp on disk (0 when fresh).
+
+        After ``load_state_dict`` or ``save_state_dict`` it is the epoch loaded or counted.
+        """
         if self._epochs is None:
             newest = storage.newest_valid(self._layout.scan())
             self._epochs = newest.epochs if newest else 0

@@ -22,7 +22,7 @@ import warnings
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from .errors import CheckpointError, LockError, SucroseWarning, UnsafeCheckpointError
 from .layout import CkptFile, Layout
@@ -311,7 +311,7 @@ class ScenarioLock:
             start time).
     """
 
-    _held: dict[str, tuple[int, int]] = {}  # lock path -> (fd, holders)
+    _held: ClassVar[dict[str, tuple[int, int]]] = {}  # lock path -> (fd, holders)
     _guard = threading.Lock()
 
     def __init__(self, layout: Layout) -> None:

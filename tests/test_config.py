@@ -189,7 +189,7 @@ def test_unknown_scenario_is_refused_with_suggestion(seed_ws):
 
 
 def test_bad_scenario_name_is_refused(seed_ws):
-    with pytest.raises(sucrose.DomainNotFoundError, match="segment '..'"):
+    with pytest.raises(sucrose.DomainNotFoundError, match=r"segment '\.\.'"):
         sucrose.scenario(seed_ws, "base/../../etc")
 
 

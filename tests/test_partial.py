@@ -87,7 +87,8 @@ def test_var_kwargs_receive_every_direct_key(ssc):
 
 
 def test_unknown_key_warns_once_with_did_you_mean(make_ws):
-    ssc = sucrose.scenario(make_ws("base:\n  model.input_dim: 1\n  model.hiden_dim: 2\n  model.zzz: 3\n"), "base")
+    text = "base:\n  model.input_dim: 1\n  model.hiden_dim: 2\n  model.zzz: 3\n"
+    ssc = sucrose.scenario(make_ws(text), "base")
 
     class MyNet:
         def __init__(self, input_dim, hidden_dim=5):
@@ -97,7 +98,7 @@ def test_unknown_key_warns_once_with_did_you_mean(make_ws):
         ssc.partial(MyNet, "model")
     assert len(rec) == 1
     text = str(rec[0].message)
-    assert "model.hiden_dim: no parameter 'hiden_dim' of" in text and "MyNet; did you mean 'hidden_dim'?" in text
+    assert "model.hiden_dim: no parameter 'hiden_dim' of MyNet; did you mean 'hidden_dim'?" in text
     assert "model.zzz" in text
     with pytest.raises(sucrose.SucroseError, match="hiden_dim"):
         ssc.partial(MyNet, "model", strict=True)

@@ -122,7 +122,7 @@ def test_save_step_false_and_load_step(seed_ws):
 
 def test_plain_objects_saved_as_is_and_returned(seed_ws):
     ssc = sucrose.scenario(seed_ws, "base")
-    model, optim = build(ssc)
+    model, _ = build(ssc)
     ssc.step(7)
     ssc.save_state_dict(model=model, best_loss=0.25, history=[1.0, 0.5])
     data = torch.load(ssc.ckpts()[-1].path if ssc.ckpts() else ssc.ckpts(plain_loop=True)[-1].path)
