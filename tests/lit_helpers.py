@@ -1,0 +1,252 @@
+"""Shared pieces of the Lightning tests: a tiny module, data, a trainer factory, child processes.
+
+Run as a script it is the DDP worker of ``test_lightning_ddp.py``::
+
+    python tests/lit_helpers.py ddp <workspace> <scenario> <out.json>
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import sucrose_lightning as sucrose
+
+CONFIG = """\
+base:
+  model.in_dim: 4
+  model.hidden: 8
+  optim.lr: 0.1
+  data.n: 32
+  data.batch_size: 8
+
+base/case1:
+  model.hidden: 6
+"""
+
+N_BATCHES = 4  # data.n / data.batch_size
+
+
+def write_workspace(ws: Path, text: str = CONFIG) -> Path:
+    """Create ``ws/config.yaml`` and return ``ws``."""
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "config.yaml").write_text(text)
+    return ws
+
+
+class TinyModule(pl.LightningModule):
+    """A 2-layer MLP regressor whose hyperparameters are recorded with ``save_hyperparameters``."""
+
+    def __init__(self, in_dim: int, hidden: int, lr: float = 0.1, act: str = "relu") -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = nn.functional.mse_loss(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        x, y = batch
+        self.log("val_loss", nn.functional.mse_loss(self(x), y))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+def loaders(ssc: Any, val: bool = False) -> tuple[DataLoader, DataLoader | None]:
+    """A shuffled train loader (and an unshuffled val loader) of fixed random data."""
+    g = torch.Generator().manual_seed(1234)
+    n, dim = ssc["data.n"], ssc["model.in_dim"]
+    x = torch.randn(n, dim, generator=g)
+    y = x.sum(dim=1, keepdim=True) + 0.1 * torch.randn(n, 1, generator=g)
+    ds = TensorDataset(x, y)
+    bs = ssc["data.batch_size"]
+    return DataLoader(ds, batch_size=bs, shuffle=True), (DataLoader(ds, batch_size=bs) if val else None)
+
+
+def make_model(ssc: Any) -> TinyModule:
+    return ssc.partial(TinyModule, "model", lr=ssc["optim.lr"])()
+
+
+def trainer(ssc: Any, max_epochs: int, logger: bool = False, **ckpt_options: Any) -> pl.Trainer:
+    """A quiet CPU trainer with the scenario's callbacks (and logger when asked)."""
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_epochs=max_epochs,
+        callbacks=ssc.callbacks(**ckpt_options),
+        logger=ssc.logger() if logger else False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
+
+
+def fit(ssc: Any, max_epochs: int, *, val: bool = False, logger: bool = False, ckpt: Any = "auto",
+        seed: int = 0, **ckpt_options: Any) -> tuple[pl.Trainer, TinyModule]:
+    """Seed, build, and fit to ``max_epochs`` resuming from ``ssc.last_ckpt()`` by default."""
+    pl.seed_everything(seed, verbose=False)
+    model = make_model(ssc)
+    train_dl, val_dl = loaders(ssc, val=val)
+    t = trainer(ssc, max_epochs, logger=logger, **ckpt_options)
+    t.fit(model, train_dl, val_dl, ckpt_path=ssc.last_ckpt() if ckpt == "auto" else ckpt)
+    return t, model
+
+
+def quiet() -> None:
+    """Silence Lightning's info lines and the usual CPU/num_workers warnings."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*never read during fit.*")
+    warnings.filterwarnings("ignore", message=".*you defined a `validation_step`.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*reclaimed the lock.*")
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+PRELOAD = ["torch", "torch._dynamo", "lightning.pytorch", "sucrose_lightning.lightning", "lit_helpers"]
+
+
+def forkserver() -> multiprocessing.context.BaseContext:
+    """A multiprocessing context whose server has torch, lightning and this module imported.
+
+    Each child is then forked from a process that never ran torch code, so it starts in
+    milliseconds instead of the seconds ``import lightning`` takes on these machines. The
+    forkserver is one per process: one started by another test file without lightning is
+    stopped and restarted with it (its children are done by then). The server imports the
+    preloaded modules before it learns ``sys.path``, so this folder goes in ``PYTHONPATH``.
+    """
+    import multiprocessing.forkserver as fs
+
+    server = fs._forkserver
+    if server._forkserver_pid is not None and "lightning.pytorch" not in server._preload_modules:
+        server._stop()
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    saved = os.environ.get("PYTHONPATH")
+    here = str(Path(__file__).resolve().parent)
+    os.environ["PYTHONPATH"] = here + (os.pathsep + saved if saved else "")
+    try:
+        fs.ensure_running()
+    finally:
+        if saved is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return ctx
+
+
+class _Signal(pl.Callback):
+    """Sets ``event`` once the global step reaches ``step``."""
+
+    def __init__(self, step: int, event: Any) -> None:
+        self.step, self.event = step, event
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
+        if trainer.global_step >= self.step:
+            self.event.set()
+
+
+def child_train(
+    ws: str, name: str, max_epochs: int, journal: str, signal_step: int | None = None, reached: Any = None
+) -> None:
+    """Child process body: resume the scenario from its newest checkpoint and train to ``max_epochs``.
+
+    Appends ``<epochs>,<step>`` of the checkpoint it resumes from to ``journal`` before training,
+    and sets the ``reached`` event once the global step reaches ``signal_step``.
+    """
+    quiet()
+    torch.set_num_threads(1)
+    ssc = sucrose.scenario(ws, name)
+    last = ssc.last_ckpt()
+    start = next((c for c in ssc.ckpts() if c.path == last), None)
+    with open(journal, "a") as f:
+        f.write("0,0\n" if start is None else f"{start.epochs},{start.step or 0}\n")
+        f.flush()
+    pl.seed_everything(0, verbose=False)
+    model = make_model(ssc)
+    train_dl, _ = loaders(ssc)
+    t = trainer(ssc, max_epochs)
+    if signal_step is not None:
+        t.callbacks.append(_Signal(signal_step, reached))
+    t.fit(model, train_dl, ckpt_path=last)
+
+
+def child_hold_lock(ws: str, name: str, ready: Any, done: Any) -> None:
+    """Child process body: start training-side work (take the lock) and hold it until ``done``."""
+    ssc = sucrose.scenario(ws, name)
+    ssc.acquire_lock()
+    ready.set()
+    done.wait(30)
+
+
+# --------------------------------------------------------------------------- DDP worker
+
+
+def _ddp_main(ws: str, name: str, out: str) -> None:
+    quiet()
+    from sucrose_lightning import storage
+
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    writes = Path(out).with_suffix(f".writes{rank}")
+    real_save = storage.atomic_save
+
+    def counting_save(obj: Any, final: Path, layout: Any) -> None:
+        with open(writes, "a") as f:
+            f.write(f"{final}\n")
+        real_save(obj, final, layout)
+
+    storage.atomic_save = counting_save  # type: ignore[assignment]
+    ssc = sucrose.scenario(ws, name)
+    results = []
+    for epochs in (2, 3):  # a first run, then a resumed one
+        pl.seed_everything(0, verbose=False)
+        model = make_model(ssc)
+        train_dl, _ = loaders(ssc)
+        last = ssc.last_ckpt()
+        t = pl.Trainer(
+            accelerator="cpu",
+            devices=2,
+            strategy="ddp",
+            max_epochs=epochs,
+            callbacks=ssc.callbacks(),
+            logger=ssc.logger(),
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+        )
+        t.fit(model, train_dl, ckpt_path=last)
+        results.append({"resumed_from": last, "epoch": t.current_epoch, "step": t.global_step,
+                        "last_after": ssc.last_ckpt(), "log_dir": t.logger.log_dir if t.logger else None})
+    Path(out).with_suffix(f".rank{t.global_rank}.json").write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "ddp":
+        _ddp_main(*sys.argv[2:5])
+    else:
+        sys.exit("usage: python tests/lit_helpers.py ddp <workspace> <scenario> <out.json>")
