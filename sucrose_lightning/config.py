@@ -54,8 +54,12 @@ WORKSPACE_DEFAULTS: dict[str, str] = {
 
 # Characters refused in a domain segment: path separators and what Windows forbids.
 _BAD_SEGMENT_CHARS = re.compile(r'[\\<>:"|?*\x00-\x1f\x7f]')
-_PREFIX_RE = re.compile(r"[A-Za-z_-]+")
-_EXT_RE = re.compile(r"\.[A-Za-z0-9_.-]+")
+_PREFIX_RE = re.compile(r"[A-Za-z_-]{1,16}")
+_EXT_RE = re.compile(r"\.[A-Za-z0-9_.-]{1,15}")
+# A checkpoint's temporary file, ".<name with / as _>_<prefix><epochs>_s<step><ext>.<pid>.<ns>.tmp",
+# must fit the usual 255-byte limit on a file name: with prefix and extension at most 16
+# bytes each, a name of at most 150 bytes leaves room for 20-digit epochs and steps.
+MAX_NAME_BYTES = 150
 
 try:  # libyaml's parser is about 10x faster than the pure-Python one
     _BaseLoader: type = yaml.CSafeLoader
@@ -136,6 +140,11 @@ def check_domain_name(name: object) -> str | None:
         bad = _BAD_SEGMENT_CHARS.search(segment)
         if bad:
             return f"segment {segment!r} contains the character {bad.group()!r}"
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return (
+            f"the name is {len(name.encode('utf-8', 'surrogatepass'))} bytes long; at most {MAX_NAME_BYTES} "
+            "(its checkpoint file names must fit the filesystem's 255-byte limit)"
+        )
     if name == WORKSPACE_DOMAIN:
         return None
     if name.split("/", 1)[0] == WORKSPACE_DOMAIN:
@@ -208,14 +217,21 @@ def _workspace_settings(body: Mapping[Any, Any], where: str, problems: list[str]
                 )
                 continue
         elif key == "epoch_prefix" and not _PREFIX_RE.fullmatch(value):
-            problems.append(f"{where}: workspace.epoch_prefix {value!r} may hold only letters, '_' and '-'")
+            problems.append(
+                f"{where}: workspace.epoch_prefix {value!r} may hold only letters, '_' and '-' (at most 16)"
+            )
             continue
         elif key.endswith("_extension") and not _EXT_RE.fullmatch(value):
-            problems.append(f"{where}: workspace.{key} {value!r} must look like '.pt'")
+            problems.append(f"{where}: workspace.{key} {value!r} must look like '.pt' (at most 16 long)")
             continue
         values[key] = value
     if values["ckpts_folder"] == values["logs_folder"]:
         problems.append(f"{where}: workspace.ckpts_folder and workspace.logs_folder must differ")
+    if values["ckpts_extension"] == values["lightning_ckpts_extension"]:
+        # the plain loop's and Lightning's scans would each pick up the other's files
+        problems.append(f"{where}: workspace.ckpts_extension and lightning_ckpts_extension must differ")
+    if values["step_key"] == "sucrose":  # scenario.META_KEY would overwrite the step count
+        problems.append(f"{where}: workspace.step_key 'sucrose' is reserved for sucrose's own record")
     return WorkspaceSettings(**values)
 
 
@@ -380,37 +396,15 @@ def load_config(path: str | Path) -> Config:
         )
     else:
         loader._note_duplicates(root)
-        try:
-            for name_node, body_node in root.value:
-                where = _where(shown, name_node.start_mark)
-                name = loader.construct_object(name_node, deep=True)
-                bad = check_domain_name(name)
-                if bad:
-                    problems.append(f"{where}: bad domain name {name!r}: {bad}")
-                    continue
-                lines[name] = name_node.start_mark.line + 1
-                if isinstance(body_node, yaml.ScalarNode) and body_node.tag.endswith(":null"):
-                    body: dict[str, Any] = {}  # `base/test2:` with nothing after it
-                elif isinstance(body_node, yaml.MappingNode):
-                    body = loader.construct_object(body_node, deep=True)
-                    for key in body:
-                        if type(key) is not str or not _GOOD_KEY(key):
-                            problems.append(f"{where}: domain {name!r}: {_check_key(key)}")
-                else:
-                    problems.append(
-                        f"{_where(shown, body_node.start_mark)}: the body of domain {name!r} must be a "
-                        "mapping of keys to values (like 'model.dim: 3') or empty"
-                    )
-                    continue
-                if name == WORKSPACE_DOMAIN:
-                    settings = _workspace_settings(body, where, problems)
-                domains[name] = body
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = _where(shown, mark) if mark else shown
-            problems.append(f"{where}: {getattr(err, 'problem', None) or err}")
-        except TypeError as err:  # e.g. an unhashable mapping key such as `[a, b]: 1`
-            problems.append(f"{shown}: {err}")
+        for name_node, body_node in root.value:
+            read = _read_domain(loader, name_node, body_node, shown, problems)
+            if read is None:
+                continue
+            name, body = read
+            lines[name] = name_node.start_mark.line + 1
+            if name == WORKSPACE_DOMAIN:
+                settings = _workspace_settings(body, _where(shown, name_node.start_mark), problems)
+            domains[name] = body
     for key, mark in loader.duplicates:
         problems.append(
             f"{_where(shown, mark)}: duplicate key {key!r} (YAML would silently keep the last one); "
@@ -426,6 +420,77 @@ def load_config(path: str | Path) -> Config:
         lines=lines,
         settings=settings,
         sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _read_domain(
+    loader: _Loader, name_node: Any, body_node: Any, shown: str, problems: list[str]
+) -> tuple[str, dict[str, Any]] | None:
+    """Build one top-level entry; its problems go to ``problems`` and ``None`` is returned."""
+    where = _where(shown, name_node.start_mark)
+    try:
+        name = loader.construct_object(name_node, deep=True)
+        bad = check_domain_name(name)
+        if bad:
+            problems.append(f"{where}: bad domain name {name!r}: {bad}")
+            return None
+        if isinstance(body_node, yaml.ScalarNode) and body_node.tag.endswith(":null"):
+            return name, {}  # `base/test2:` with nothing after it
+        body = None
+        if isinstance(body_node, yaml.MappingNode):
+            body = loader.construct_object(body_node, deep=True)
+        if not isinstance(body, dict):  # (a `!!set {a, b}` body is a mapping node too, but builds a set)
+            problems.append(
+                f"{_where(shown, body_node.start_mark)}: the body of domain {name!r} must be a "
+                "mapping of keys to values (like 'model.dim: 3') or empty"
+            )
+            return None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problems.append(f"{_where(shown, mark) if mark else where}: {getattr(err, 'problem', None) or err}")
+        return None
+    except TypeError as err:  # e.g. an unhashable mapping key such as `[a, b]: 1`
+        problems.append(f"{where}: {err}")
+        return None
+    except _CONSTRUCT_ERRORS as err:  # a value PyYAML cannot build, e.g. `2020-13-45`
+        problems.append(_construct_problem(loader, body_node, shown, err))
+        return None
+    for key in body:
+        if type(key) is not str or not _GOOD_KEY(key):
+            problems.append(f"{where}: domain {name!r}: {_check_key(key)}")
+    return name, body
+
+
+# What PyYAML's constructors raise, besides YAMLError, for a value they cannot build:
+# `2020-13-45` (an implicit timestamp with month 13: ValueError), `!!int abc` (ValueError),
+# `!!bool maybe` (KeyError), `!!timestamp x` (AttributeError), and a value nested a few
+# hundred levels deep (RecursionError).
+_CONSTRUCT_ERRORS = (ValueError, KeyError, AttributeError, OverflowError, RecursionError)
+
+
+def _construct_problem(loader: Any, root: Any, shown: str, err: BaseException) -> str:
+    """``file:line:column`` of the first scalar under ``root`` that cannot be built, and why."""
+    culprit = None
+    stack = [root]
+    while stack and culprit is None:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode):
+            try:
+                loader.construct_object(node)
+            except Exception:
+                culprit = node
+        elif isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in reversed(node.value) for n in reversed(pair))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+    mark = (culprit or root).start_mark
+    if culprit is None:
+        why = f"{type(err).__name__}: {err}"
+        return f"{_where(shown, mark)}: cannot build a value ({why}); is it nested too deeply?"
+    kind = culprit.tag.rsplit(":", 1)[-1]
+    return (
+        f"{_where(shown, mark)}: cannot read the value {culprit.value!r} as {kind} ({err}); "
+        "quote it to keep it as text"
     )
 
 

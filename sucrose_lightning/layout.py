@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import WorkspaceSettings
+from .errors import CheckpointError
 
 __all__ = ["ABANDONED_FOLDER", "TMP_SUFFIX", "CkptFile", "Layout"]
 
@@ -114,6 +115,11 @@ class Layout:
             entries = os.scandir(self.ckpts_dir)
         except (FileNotFoundError, NotADirectoryError):
             return found
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot list the checkpoint folder {self.ckpts_dir} of scenario {self.name!r}: "
+                f"{err.strerror or err}; check its permissions"
+            ) from None
         with entries:
             for entry in entries:
                 match = pattern.fullmatch(entry.name)

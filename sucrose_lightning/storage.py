@@ -75,6 +75,17 @@ def _describe(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+def _os_error_in(err: BaseException | None) -> OSError | None:
+    """``err`` itself or the first OSError in its ``__cause__`` / ``__context__`` chain."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def ensure_dir(folder: Path) -> None:
     """Create ``folder`` (and parents) or raise :class:`CheckpointError` naming it."""
     try:
@@ -108,11 +119,16 @@ def atomic_save(obj: Any, final: Path, layout: Layout) -> None:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, final)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        # torch's zip writer turns a failed stream write (ENOSPC, ...) into a RuntimeError
+        # ("unexpected pos ...") whose __context__ is the OSError: report the OSError
+        cause = _os_error_in(err)
+        if cause is None:
+            raise
         raise CheckpointError(
-            f"could not save checkpoint {final}: {_describe(err)}; the previous checkpoints in "
+            f"could not save checkpoint {final}: {_describe(cause)}; the previous checkpoints in "
             f"{final.parent} are untouched"
         ) from err
     except BaseException:

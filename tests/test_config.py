@@ -224,3 +224,12 @@ def test_config_hash_and_lines(make_ws):
     assert len(cfg.sha256) == 64
     assert cfg.lines == {"base": 1, "base/x": 3}
     assert cfg.key_lines[("base/x", "a")] == 4
+
+
+def test_unbuildable_value_does_not_hide_other_domains_problems(make_ws):
+    ws = make_ws("base:\n  a.b: 2020-13-45\nother:\n  x: 1\n  x: 2\n../bad:\n")
+    with pytest.raises(sucrose.ConfigError) as err:
+        load_config(ws)
+    text = str(err.value)
+    assert "config.yaml:2:8:" in text and "quote it" in text
+    assert "duplicate key 'x'" in text and "'../bad'" in text

@@ -261,3 +261,16 @@ def test_two_processes_train_then_resume(seed_ws, tmp_path):
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)  # bitwise: rng restored
     names = sorted(p.name for p in (seed_ws / "ckpts" / "base" / "case1").glob("*.pt"))
     assert names == [f"base_case1_e{i}.pt" for i in range(1, 6)]
+
+
+def test_unlistable_checkpoint_folder_is_a_clear_error(seed_ws, monkeypatch):
+    ssc = sucrose.scenario(seed_ws, "base/case1")
+    ssc.save_state_dict(x=1)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("sucrose_lightning.layout.os.scandir", denied)
+    fresh = sucrose.scenario(seed_ws, "base/case1")
+    with pytest.raises(sucrose.CheckpointError, match=r"cannot list the checkpoint folder .*Permission"):
+        _ = fresh.last_epoch
