@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import storage
-from .config import CONFIG_FILE, Config, WorkspaceSettings, load_config, plain
+from .config import CONFIG_FILE, Config, WorkspaceSettings, load_config, plain, same_value
 from .errors import ConfigError, SucroseError, did_you_mean
-from .layout import TMP_SUFFIX, CkptFile, Layout
+from .layout import TEMP_NAME, VERSION_DIR, CkptFile, Layout
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -63,8 +63,9 @@ PLOT_INSTALL_HINT = (
     "sucrose plot needs matplotlib, which is not installed; "
     "install it with: pip install 'sucrose-lightning[plot]'"
 )
-_TMP_PID = re.compile(r"\.(\d+)\.(\d+)" + re.escape(TMP_SUFFIX) + r"$")
-_VERSION_DIR = re.compile(r"version_\d+")
+# Folders a SummaryWriter makes inside a scenario's logs folder: add_hparams() names them by
+# a timestamp (``1795702638.7153077``), Lightning's default logger ``version_<n>``.
+_WRITER_SUBDIR = re.compile(r"\d+(?:\.\d+)?")
 
 
 class UsageError(SucroseError):
@@ -145,21 +146,19 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], right: Iterabl
     return "\n".join(lines)
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as the strings ``"nan"``, ``"inf"``, ``"-inf"``: strict JSON has none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal values of the same type (``1``, ``1.0`` and ``true`` differ, as the code sees them)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
+    print(json.dumps(_json_safe(data), indent=2, ensure_ascii=False, default=str, allow_nan=False))
 
 
 # --------------------------------------------------------------------------- workspace
@@ -309,11 +308,26 @@ def find_orphans(workspace: Path, cfg: Config) -> list[str]:
             if rel == "." or rel in names:
                 continue
             parent, _, last = rel.rpartition("/")
-            if parent in names and _VERSION_DIR.fullmatch(last) and folder == cfg.settings.logs_folder:
-                continue
+            if (
+                folder == cfg.settings.logs_folder
+                and parent in names
+                and (VERSION_DIR.fullmatch(last) or _WRITER_SUBDIR.fullmatch(last))
+            ):
+                continue  # a writer's sub-folder of a known scenario's logs (version_0, add_hparams)
             if any(not f.startswith(".") for f in filenames):
                 found.add(rel)
     return sorted(found)
+
+
+def _folders(root: Path) -> list[str]:
+    """Every folder under ``root`` (relative, ``/``-separated), skipping sucrose's dot-folders."""
+    out = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel = Path(dirpath).relative_to(root).as_posix()
+        if rel != ".":
+            out.append(rel)
+    return out
 
 
 def _tree(cfg: Config) -> list[tuple[str, int]]:
@@ -495,7 +509,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     _require(cfg, b)
     va, oa = cfg.merged(a)
     vb, ob = cfg.merged(b)
-    differ = [k for k in va if k in vb and not _same(va[k], vb[k])]
+    differ = [k for k in va if k in vb and not same_value(va[k], vb[k])]
     only_a = [k for k in va if k not in vb]
     only_b = [k for k in vb if k not in va]
     if args.format == "json":
@@ -544,8 +558,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _save_in_progress(tmp: Path) -> bool:
     """Whether a temporary checkpoint file belongs to a process that is still running here."""
-    match = _TMP_PID.search(tmp.name)
-    return match is not None and _pid_alive(int(match.group(1)))
+    match = TEMP_NAME.fullmatch(tmp.name)
+    return match is not None and _pid_alive(int(match.group(2)))
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -567,41 +581,44 @@ def cmd_check(args: argparse.Namespace) -> int:
         except ConfigError as err:
             for text in err.problems:
                 problem("config", err.path, text)
-    if cfg is not None:
-        counts["scenarios"] = len(cfg.scenarios)
-        orphans = find_orphans(ws, cfg)
-        for name in [*cfg.scenarios, *orphans]:
-            layout = Layout(ws, name, cfg.settings)
-            for ext in _extensions(cfg.settings):
-                for ckpt in layout.scan(ext):
-                    counts["ckpts"] += 1
-                    reason = storage.check_file(ckpt.path, verify=args.verify)
-                    if reason is not None:
-                        problem("ckpt", ckpt.path, f"unreadable checkpoint: {reason}")
-            for tmp in sorted(layout.temp_files()):
-                if _save_in_progress(tmp):
-                    notes.append(f"{_rel(tmp)}: a save in progress (its process is running)")
-                else:
-                    problem(
-                        "temp",
-                        tmp,
-                        "leftover temporary file of an interrupted save; the next run of "
-                        f"{name!r} removes it, or delete it",
-                    )
-        for name in orphans:
-            info = scenario_files(ws, name, cfg.settings)
-            where = [
-                str(p)
-                for p in (ws / cfg.settings.ckpts_folder / name, ws / cfg.settings.logs_folder / name)
-                if p.is_dir()
-            ]
-            problem(
-                "orphan",
-                where[0],
-                f"folder of {name!r}, which is not a domain in {CONFIG_FILE} "
-                f"({len(info.ckpts)} checkpoint(s), logs: {'yes' if info.logs else 'no'}); add "
-                f"'{name}:' back to {CONFIG_FILE} or move " + " and ".join(_rel(w) for w in where) + " away",
-            )
+    # With a broken config.yaml the files are still checked, in every folder under the
+    # default checkpoint folder (the layout settings and the domains are unknown then).
+    settings = cfg.settings if cfg is not None else WorkspaceSettings()
+    orphans = find_orphans(ws, cfg) if cfg is not None else []
+    names = [*cfg.scenarios, *orphans] if cfg is not None else _folders(ws / settings.ckpts_folder)
+    counts["scenarios"] = len(cfg.scenarios) if cfg is not None else 0
+    for name in names:
+        layout = Layout(ws, name, settings)
+        for ext in _extensions(settings):
+            for ckpt in layout.scan(ext):
+                counts["ckpts"] += 1
+                reason = storage.check_file(ckpt.path, verify=args.verify)
+                if reason is not None:
+                    problem("ckpt", ckpt.path, f"unreadable checkpoint: {reason}")
+        for tmp in sorted(layout.temp_files()):
+            if _save_in_progress(tmp):
+                notes.append(f"{_rel(tmp)}: a save in progress (its process is running)")
+            else:
+                problem(
+                    "temp",
+                    tmp,
+                    "leftover temporary file of an interrupted save; the next run of "
+                    f"{name!r} removes it, or delete it",
+                )
+    for name in orphans:
+        info = scenario_files(ws, name, settings)
+        where = [
+            str(p)
+            for p in (ws / settings.ckpts_folder / name, ws / settings.logs_folder / name)
+            if p.is_dir()
+        ]
+        problem(
+            "orphan",
+            where[0],
+            f"folder of {name!r}, which is not a domain in {CONFIG_FILE} "
+            f"({len(info.ckpts)} checkpoint(s), logs: {'yes' if info.logs else 'no'}); add "
+            f"'{name}:' back to {CONFIG_FILE} or move " + " and ".join(_rel(w) for w in where) + " away",
+        )
     ok = not problems
     if args.format == "json":
         _print_json(
@@ -756,7 +773,9 @@ def plot_figure(series: dict[str, Sequence[ScalarPoint]], tag: str) -> Figure:
 
 
 def _default_png(tag: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).strip("_.") + ".png" if tag.strip("/") else "plot.png"
+    """``train/loss`` -> ``train_loss.png``; a tag with nothing usable gives ``plot.png``."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", tag).strip("_.")
+    return f"{stem}.png" if stem else "plot.png"
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ __all__ = [
     "load_config",
     "parent_of",
     "plain",
+    "same_value",
+    "under_prefix",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -528,3 +530,38 @@ def plain(value: Any) -> Any:
     if callable(isoformat):
         return isoformat()
     return str(value)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal config values of the same type, NaN equal to NaN (``1``, ``1.0`` and ``true`` differ).
+
+    Examples:
+        >>> same_value(float("nan"), float("nan")), same_value(1, 1.0)
+        (True, False)
+        >>> same_value([1, {"a": 2}], [1, {"a": 2}])
+        True
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and a != a and b != b:  # NaN
+        return True
+    return bool(a == b)
+
+
+def under_prefix(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The keys under ``prefix.`` with the prefix removed; ``""`` gives every key.
+
+    Examples:
+        >>> under_prefix({"model.dim": 3, "model_ema.decay": 0.9, "lr": 1}, "model")
+        {'dim': 3}
+    """
+    prefix = prefix.rstrip(".")
+    if not prefix:
+        return dict(values)
+    head = prefix + "."
+    cut = len(head)
+    return {k[cut:]: v for k, v in values.items() if k.startswith(head)}

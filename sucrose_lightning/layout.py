@@ -25,11 +25,20 @@ from pathlib import Path
 from .config import WorkspaceSettings
 from .errors import CheckpointError
 
-__all__ = ["ABANDONED_FOLDER", "TMP_SUFFIX", "CkptFile", "Layout"]
+__all__ = ["ABANDONED_FOLDER", "TEMP_NAME", "TMP_SUFFIX", "VERSION_DIR", "CkptFile", "Layout"]
 
 ABANDONED_FOLDER = ".abandoned"
 TMP_SUFFIX = ".tmp"
+#: What :meth:`Layout.temp_path` names look like: ``.<final name>.<pid>.<ns>.tmp``.
+TEMP_NAME = re.compile(r"\.(.+)\.(\d+)\.(\d+)" + re.escape(TMP_SUFFIX))
+#: Lightning's versioned log folders, which tools treat as part of a scenario's logs.
+VERSION_DIR = re.compile(r"version_\d+")
 LOCK_FILE = ".sucrose.lock"
+
+
+def _stamp(match: re.Match[str]) -> tuple[int, int | None]:
+    step = match.group(2)
+    return int(match.group(1)), None if step is None else int(step)
 
 
 @dataclass(frozen=True)
@@ -101,10 +110,7 @@ class Layout:
         """``(epochs, step)`` if ``filename`` is one of this scenario's checkpoints, else ``None``."""
         ext = self.settings.ckpts_extension if ext is None else ext
         match = self._pattern(ext).fullmatch(filename)
-        if match is None:
-            return None
-        step = match.group(2)
-        return int(match.group(1)), None if step is None else int(step)
+        return None if match is None else _stamp(match)
 
     def scan(self, ext: str | None = None) -> list[CkptFile]:
         """The scenario's stamped checkpoints with extension ``ext``, oldest first."""
@@ -124,10 +130,7 @@ class Layout:
             for entry in entries:
                 match = pattern.fullmatch(entry.name)
                 if match is not None and entry.is_file():
-                    step = match.group(2)
-                    found.append(
-                        CkptFile(int(match.group(1)), None if step is None else int(step), entry.path)
-                    )
+                    found.append(CkptFile(*_stamp(match), entry.path))
         found.sort(key=lambda c: c.order)
         return found
 
@@ -136,15 +139,15 @@ class Layout:
         return final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
 
     def temp_files(self) -> list[Path]:
-        """Leftover temporary files of interrupted saves in the checkpoint folder."""
-        head = f".{self.stem}_{self.settings.epoch_prefix}"
+        """Temporary files of saves in the checkpoint folder (:meth:`temp_path` names).
+
+        Stamped checkpoints and Lightning's ``last.ckpt`` alike: every file of the form
+        ``.<name>.<pid>.<ns>.tmp``. Only this scenario writes into its folder (a child
+        scenario's files live in a subfolder).
+        """
         try:
             with os.scandir(self.ckpts_dir) as entries:
-                return [
-                    Path(e.path)
-                    for e in entries
-                    if e.name.startswith(head) and e.name.endswith(TMP_SUFFIX) and e.is_file()
-                ]
+                return [Path(e.path) for e in entries if TEMP_NAME.fullmatch(e.name) and e.is_file()]
         except (FileNotFoundError, NotADirectoryError):
             return []
 

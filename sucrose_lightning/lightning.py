@@ -39,7 +39,9 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from . import storage
+from .config import same_value
 from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError, SucroseWarning
+from .layout import CkptFile
 from .scenario import META_KEY
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +66,7 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     lines = []
     for key in sorted(set(old) | set(new), key=str):
         before, after = old.get(key, _UNSET), new.get(key, _UNSET)
-        if before is _UNSET or after is _UNSET or before != after or type(before) is not type(after):
+        if before is _UNSET or after is _UNSET or not same_value(before, after):
             lines.append(f"{key}: {_show(before)} -> {_show(after)}")
     return lines
 
@@ -293,7 +295,14 @@ class SucroseCheckpoint(ModelCheckpoint):
 
         rng = meta.get("rng")
         if isinstance(rng, dict) and trainer.state.fn == TrainerFn.FITTING:
-            storage.restore_rng(rng)
+            try:
+                storage.restore_rng(rng)
+            except Exception as err:
+                raise CheckpointError(
+                    f"the checkpoint {trainer.ckpt_path} resumed by scenario {self.ssc.name!r} has a "
+                    f"damaged random state ({type(err).__name__}: {err}); resume from an older one "
+                    "(ssc.ckpts()) or check it with 'sucrose check --verify'"
+                ) from err
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Warn once about config keys this run never read (a typo in config.yaml is otherwise silent)."""
@@ -362,7 +371,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         parsed = self.ssc.layout.parse(final.name, self.FILE_EXTENSION)
         if parsed is None:
             return
-        order = (parsed[0], -1 if parsed[1] is None else parsed[1])
+        order = CkptFile(*parsed, str(final)).order
         newer = [c for c in self.ssc.ckpts() if c.order >= order]
         if newer:
             reason = f"saving {final.name} of a run resumed from an older checkpoint"
@@ -423,6 +432,7 @@ class SucroseLogger(TensorBoardLogger):
         self.ssc = ssc
         self.log_config = log_config
         self._config_logged = False
+        self._hparams_dirty = True  # hparams.yaml to be (re)written at the next save()
 
     @pl.utilities.rank_zero_only
     def log_hyperparams(
@@ -435,17 +445,24 @@ class SucroseLogger(TensorBoardLogger):
         if self.log_config and not self._config_logged:
             params = {**self.ssc.hparams(), **params}
             self._config_logged = True
+        self._hparams_dirty = True
         super().log_hyperparams(params, metrics=metrics, step=step)
 
     @pl.utilities.rank_zero_only
     def save(self) -> None:
-        """Flush and (re)write ``hparams.yaml`` so it matches this run, not the first one."""
+        """Flush, and (re)write ``hparams.yaml`` when this run's hyperparameters changed it.
+
+        Lightning calls ``save()`` after every metrics log; the file is rewritten only the
+        first time in this run (so a resumed run replaces the stale file of the previous one)
+        and after ``log_hyperparams`` changed what it holds.
+        """
         if self.log_config and not self._config_logged:
             self.log_hyperparams({})
         super().save()
         folder = Path(self.log_dir)
-        if not folder.is_dir():
+        if not self._hparams_dirty or not folder.is_dir():
             return
+        self._hparams_dirty = False
         from lightning.pytorch.core.saving import save_hparams_to_yaml
 
         fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)

@@ -34,13 +34,17 @@ class Binding:
     Attributes:
         kwargs: parameter name -> value taken from the config.
         used: the full config keys that were bound.
-        unknown: direct keys under the prefix that match no parameter.
+        unknown: keys under the prefix that match no parameter: every direct key that does
+            not, and nested keys (``model.encodr.dim``) whose first part is close to a
+            parameter's name (a likely typo; other nested keys belong to their own prefix).
+        names: the part of each unknown key that should have named a parameter.
         hints: one did-you-mean text per unknown key ("" when none is close).
     """
 
     kwargs: dict[str, Any] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
 
 
@@ -101,11 +105,20 @@ def bind_config(fn: Callable[..., Any], prefix: str, values: Mapping[str, Any]) 
             out.used.append(key)
         else:
             out.unknown.append(key)
+            out.names.append(name)
             out.hints.append(did_you_mean(name, params, n=1))
     for name, sub in nested.items():
-        if name in params and name not in direct:
-            out.kwargs[name] = sub
-            out.used.extend(nested_keys[name])
+        if name in params:
+            if name not in direct:
+                out.kwargs[name] = sub
+                out.used.extend(nested_keys[name])
+            continue
+        hint = did_you_mean(name, params, n=1)
+        if hint and name not in direct:
+            for key in nested_keys[name]:
+                out.unknown.append(key)
+                out.names.append(name)
+                out.hints.append(hint)
     return out
 
 
@@ -163,8 +176,8 @@ def make_partial(
     binding = bind_config(fn, prefix, values)
     if binding.unknown:
         lines = [
-            f"{key}: no parameter {key.rsplit('.', 1)[-1]!r} of {callable_name(fn)}{hint}"
-            for key, hint in zip(binding.unknown, binding.hints, strict=True)
+            f"{key}: no parameter {name!r} of {callable_name(fn)}{hint}"
+            for key, name, hint in zip(binding.unknown, binding.names, binding.hints, strict=True)
         ]
         text = f"config keys {where} that {callable_name(fn)} does not take:\n  " + "\n  ".join(lines)
         if strict:

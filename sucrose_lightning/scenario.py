@@ -7,21 +7,20 @@ torch is imported only by the methods that save, load or log; reading the config
 from __future__ import annotations
 
 import contextvars
+import inspect
 import logging
 import os
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import storage
-from .config import Config, load_config, plain
+from .config import Config, load_config, plain, under_prefix
 from .errors import (
     CheckpointError,
     MissingKeyError,
     SucroseError,
-    SucroseWarning,
     UnsafeCheckpointError,
     did_you_mean,
 )
@@ -44,6 +43,13 @@ _FORMAT_VERSION = 1
 _current: contextvars.ContextVar[SucroseScenario | None] = contextvars.ContextVar(
     "sucrose_current_scenario", default=None
 )
+
+
+def _signature_or_none(fn: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
 
 
 def current() -> SucroseScenario:
@@ -187,8 +193,8 @@ class SucroseScenario:
             >>> # model.input_dim: 200, model.hidden_dim: 100, optim.lr: 0.1
             >>> # ssc.config_of("model") -> {"input_dim": 200, "hidden_dim": 100}
         """
-        head = prefix.rstrip(".") + "."
-        out = {k[len(head) :]: v for k, v in self._values.items() if k.startswith(head)}
+        out = under_prefix(self._values, prefix)
+        head = prefix.rstrip(".") + "." if prefix.rstrip(".") else ""
         self._read.update(head + k for k in out)
         return out
 
@@ -208,17 +214,14 @@ class SucroseScenario:
 
         Meant for ``save_hyperparameters`` and loggers; it does not mark keys as used.
         """
-        if prefix is None:
-            return plain(self._values)
-        head = prefix.rstrip(".") + "."
-        return plain({k[len(head) :]: v for k, v in self._values.items() if k.startswith(head)})
+        return plain(self._values if prefix is None else under_prefix(self._values, prefix))
 
     def unused_keys(self) -> list[str]:
         """Merged keys never read through ``ssc[...]``, ``get``, ``config_of`` or ``partial``."""
         return sorted(k for k in self._values if k not in self._read)
 
     def partial(
-        self, fn: Callable[..., Any], prefix: str = "", /, *, strict: bool = False, **kwargs: Any
+        self, fn: Callable[..., Any], prefix: str = "", /, *, strict: bool | None = None, **kwargs: Any
     ) -> ConfigPartial:
         """Like ``functools.partial(fn, **config keys under prefix that fn takes)``.
 
@@ -229,7 +232,8 @@ class SucroseScenario:
                 ``{"dim": ...}`` when no ``model.encoder`` key exists. A ``**kwargs``
                 callable takes every direct key under the prefix.
             strict: raise instead of warning about keys under the prefix that match no
-                parameter.
+                parameter. If ``fn`` has a parameter named ``strict`` itself, give that one at
+                call time (``ssc.partial(fn, "model")(strict=True)``).
             **kwargs: values that win over the config (as do those given at call time).
 
         Returns:
@@ -242,9 +246,17 @@ class SucroseScenario:
         Examples:
             >>> # model = ssc.partial(MyNet, "model")()   # MyNet(input_dim=200, ...)
         """
+        if strict is not None and "strict" in getattr(_signature_or_none(fn), "parameters", {}):
+            raise SucroseError(
+                f"{getattr(fn, '__name__', fn)} has its own parameter 'strict', so "
+                "ssc.partial(..., strict=...) is ambiguous; pass it at call time instead: "
+                "ssc.partial(fn, prefix)(strict=...)"
+            )
         under = f"{prefix}." if prefix else "the top level"
         where = f"under {under} in scenario {self._name!r} ({' -> '.join(self._chain)})"
-        part, binding = make_partial(fn, prefix, self._values, where=where, strict=strict, overrides=kwargs)
+        part, binding = make_partial(
+            fn, prefix, self._values, where=where, strict=bool(strict), overrides=kwargs
+        )
         self._read.update(binding.used)
         return part
 
@@ -448,13 +460,11 @@ class SucroseScenario:
                     f"scenario {self._name!r} has no checkpoint after {epoch} epochs in "
                     f"{self.ckpts_dir} (have: {have or 'none'})"
                 )
-        ckpt, data = self._load_newest(files, verify, loader_kwds)
+        ckpt, data = self._load_newest(files, verify, loader_kwds, load_rng)
         if ckpt is None:
             log.info("no checkpoint for scenario %r in %s; starting fresh", self._name, self.ckpts_dir)
             self._epochs = 0 if epoch is None else self._epochs
             return {}
-        if not isinstance(data, dict):
-            raise CheckpointError(f"checkpoint {ckpt.path} holds a {type(data).__name__}, not a dict")
         missing = [k for k in objs if k not in data]
         if missing:
             raise CheckpointError(
@@ -465,40 +475,54 @@ class SucroseScenario:
             loader = getattr(obj, "load_state_dict", None)
             if not callable(loader):
                 raise SucroseError(f"cannot load {key!r}: {type(obj).__name__} has no load_state_dict()")
-            loader(data[key])
+            try:
+                loader(data[key])
+            except (RuntimeError, ValueError, KeyError, TypeError) as err:
+                raise CheckpointError(
+                    f"could not load entry {key!r} of {ckpt.path} into {type(obj).__name__} ({err}); "
+                    "was it saved from the same model and config?"
+                ) from err
         step_key = self._cfg.settings.step_key
         if load_step and isinstance(data.get(step_key), int):
             self._num_steps = data[step_key]
-        meta = data.get(META_KEY)
-        if load_rng and isinstance(meta, dict) and isinstance(meta.get("rng"), dict):
-            storage.restore_rng(meta["rng"])
         self._epochs = ckpt.epochs
         log.info("loaded %s (epochs %d, step %d)", ckpt.path, ckpt.epochs, self._num_steps)
         return {k: v for k, v in data.items() if k not in objs and k not in (step_key, META_KEY)}
 
     def _load_newest(
-        self, files: list[CkptFile], verify: bool, loader_kwds: Mapping[str, Any] | None
-    ) -> tuple[CkptFile | None, Any]:
-        """Load the newest readable file of ``files``, falling back past unreadable ones."""
+        self, files: list[CkptFile], verify: bool, loader_kwds: Mapping[str, Any] | None, load_rng: bool
+    ) -> tuple[CkptFile | None, dict[str, Any]]:
+        """Load the newest readable file of ``files`` (and restore its random states),
+        falling back past unreadable ones with a warning."""
         remaining = list(files)
         while remaining:
             ckpt = storage.newest_valid(remaining, verify=verify)
             if ckpt is None:
                 break
             try:
-                return ckpt, storage.torch_load(ckpt.path, loader_kwds)
+                data = storage.torch_load(ckpt.path, loader_kwds)
+                if not isinstance(data, dict):
+                    raise CheckpointError(f"checkpoint {ckpt.path} holds a {type(data).__name__}, not a dict")
+                meta = data.get(META_KEY)
+                if load_rng and isinstance(meta, dict) and meta.get("rng") is not None:
+                    try:
+                        storage.restore_rng(meta["rng"])
+                    except Exception as err:
+                        raise CheckpointError(
+                            f"checkpoint {ckpt.path} has a damaged random state ({type(err).__name__}: {err})"
+                        ) from err
+                return ckpt, data
             except UnsafeCheckpointError:
                 raise
             except CheckpointError as err:
-                log.warning("skipping checkpoint %s: %s", ckpt.path, err)
-                warnings.warn(f"skipping unreadable checkpoint: {err}", SucroseWarning, stacklevel=3)
+                storage.warn_skipped(ckpt.path, str(err))
                 remaining = [c for c in remaining if c.order < ckpt.order]
         if files:
             raise CheckpointError(
                 f"none of the {len(files)} checkpoint(s) of scenario {self._name!r} in "
                 f"{self.ckpts_dir} can be read; move them away to start fresh"
             )
-        return None, None
+        return None, {}
 
     # ------------------------------------------------------------------ logging
 

@@ -190,9 +190,10 @@ def move_aside(files: Iterable[CkptFile], layout: Layout, reason: str) -> list[P
 def check_file(path: str | os.PathLike[str], verify: bool = False) -> str | None:
     """Why ``path`` is not a readable torch checkpoint, or ``None`` when it looks fine.
 
-    The default check is cheap and structural: the file is a zip archive (torch's format)
-    whose directory lists a pickle. ``verify=True`` also reads every byte and checks each
-    entry's CRC32, which catches flipped bytes.
+    The default check is cheap: the file is a zip archive (torch's format) whose directory
+    lists a pickle, and that pickle (the checkpoint's structure, its small numbers and the
+    random states; a few kB) passes its CRC32. ``verify=True`` also reads every tensor's
+    bytes and checks their CRC32s, which catches flipped bytes anywhere.
 
     Examples:
         >>> import tempfile, pathlib
@@ -205,16 +206,22 @@ def check_file(path: str | os.PathLike[str], verify: bool = False) -> str | None
         if os.path.getsize(path) == 0:
             return "the file is empty"
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-            if not any(n.endswith("data.pkl") for n in names):
+            pickles = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            if not pickles:
                 return "not a torch checkpoint (no data.pkl inside)"
+            try:
+                with archive.open(pickles[0]) as entry:
+                    while entry.read(1 << 20):  # zipfile checks the CRC at the end of the entry
+                        pass
+            except zipfile.BadZipFile:
+                return f"entry {pickles[0]!r} is corrupt (CRC mismatch)"
             if verify:
                 bad = archive.testzip()
                 if bad is not None:
                     return f"entry {bad!r} is corrupt (CRC mismatch)"
     except zipfile.BadZipFile as err:
         return f"not a complete torch checkpoint ({err}); it may be truncated"
-    except (OSError, EOFError, ValueError, zipfile.LargeZipFile) as err:
+    except (OSError, EOFError, ValueError, zipfile.LargeZipFile, NotImplementedError) as err:
         return f"cannot be read ({err})"
     return None
 
@@ -222,27 +229,43 @@ def check_file(path: str | os.PathLike[str], verify: bool = False) -> str | None
 def newest_valid(files: list[CkptFile], verify: bool = False) -> CkptFile | None:
     """The newest of ``files`` (sorted oldest first) that passes :func:`check_file`.
 
-    Each newer file that fails is skipped with a warning naming it.
+    Each newer file that fails is skipped with a warning naming it (once per file and
+    version of it in this process, however often it is scanned).
     """
     for ckpt in reversed(files):
         problem = check_file(ckpt.path, verify=verify)
         if problem is None:
             return ckpt
-        log.warning("skipping checkpoint %s: %s", ckpt.path, problem)
-        warnings.warn(
-            f"skipping unreadable checkpoint {ckpt.path}: {problem}; using an older one",
-            SucroseWarning,
-            stacklevel=3,
-        )
+        warn_skipped(ckpt.path, problem)
     return None
+
+
+_warned: set[tuple[str, int, int]] = set()
+
+
+def warn_skipped(path: str, problem: str) -> None:
+    """Log and warn that checkpoint ``path`` is skipped, once per file version."""
+    try:
+        st = os.stat(path)
+        key = (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = (str(path), -1, -1)
+    if key in _warned:
+        return
+    _warned.add(key)
+    log.warning("skipping checkpoint %s: %s", path, problem)
+    warnings.warn(
+        f"skipping unreadable checkpoint {path}: {problem}; using an older one", SucroseWarning, stacklevel=4
+    )
 
 
 def torch_load(path: str | os.PathLike[str], loader_kwds: Mapping[str, Any] | None = None) -> Any:
     """``torch.load`` with ``weights_only=True`` and ``map_location="cpu"`` unless given.
 
     Raises:
-        CheckpointError: the file cannot be read, or it needs arbitrary pickles (the message
-            says how to opt in when the file is trusted).
+        UnsafeCheckpointError: an intact file that needs arbitrary pickles (the message says
+            how to opt in when the file is trusted).
+        CheckpointError: the file cannot be read (damaged, truncated, not a checkpoint).
     """
     import pickle
 
@@ -251,16 +274,16 @@ def torch_load(path: str | os.PathLike[str], loader_kwds: Mapping[str, Any] | No
     kwds = {"weights_only": True, "map_location": "cpu", **(loader_kwds or {})}
     try:
         return torch.load(path, **kwds)
-    except pickle.UnpicklingError as err:
-        if kwds.get("weights_only"):
+    except Exception as err:
+        damage = check_file(path, verify=True)
+        if damage is None and isinstance(err, pickle.UnpicklingError) and kwds.get("weights_only"):
             raise UnsafeCheckpointError(
                 f"checkpoint {path} holds objects that weights_only=True refuses to load "
                 f"({str(err).splitlines()[0]}). If you trust this file, pass "
                 "loader_kwds={'weights_only': False}"
             ) from None
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+        why = damage or f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        raise CheckpointError(f"cannot read checkpoint {path}: {why}") from None
 
 
 # --------------------------------------------------------------------------- random states
@@ -332,7 +355,7 @@ class ScenarioLock:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        self.path = str(layout.lock_path)
+        self.path = os.path.realpath(layout.lock_path)
         self.held = False
 
     def acquire(self) -> None:

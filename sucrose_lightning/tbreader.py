@@ -10,15 +10,15 @@ sub-folders; other sub-folders belong to child scenarios and are not read.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .layout import VERSION_DIR
 
 __all__ = ["EVENT_MARK", "ScalarPoint", "event_dirs", "has_events", "read_scalars"]
 
 #: Every TensorBoard event file name contains this.
 EVENT_MARK = "tfevents"
-_VERSION_DIR = re.compile(r"version_\d+")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def event_dirs(logs_dir: str | os.PathLike[str]) -> list[Path]:
     try:
         with os.scandir(root) as entries:
             versions = sorted(
-                (e.name for e in entries if e.is_dir() and _VERSION_DIR.fullmatch(e.name)),
+                (e.name for e in entries if e.is_dir() and VERSION_DIR.fullmatch(e.name)),
                 key=lambda n: int(n.split("_")[1]),
             )
     except (FileNotFoundError, NotADirectoryError, PermissionError):

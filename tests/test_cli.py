@@ -227,8 +227,9 @@ def test_check_finds_every_problem(ws_copy: Path) -> None:
     truncated.write_bytes(truncated.read_bytes()[:-100])
     flipped = ws_copy / "ckpts/base/wide/base_wide_e2.pt"
     data = bytearray(flipped.read_bytes())
-    with zipfile.ZipFile(flipped) as archive:  # flip a byte inside the biggest stored entry
-        big = max(archive.infolist(), key=lambda i: i.file_size)
+    with zipfile.ZipFile(flipped) as archive:  # flip a byte inside the biggest tensor's bytes
+        tensors = [i for i in archive.infolist() if "/data/" in i.filename]
+        big = max(tensors, key=lambda i: i.file_size)
     head = big.header_offset
     start = head + 30 + int.from_bytes(data[head + 26 : head + 28], "little")
     start += int.from_bytes(data[head + 28 : head + 30], "little")
@@ -405,3 +406,42 @@ def test_read_scalars_resumed_run_keeps_the_last_value_per_step(tmp_path: Path) 
     points = read_scalars(tmp_path)["loss"]
     expected = [(s, 1.0) for s in range(3)] + [(s, 2.0) for s in range(3, 7)]
     assert [(p.step, p.value) for p in points] == expected
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_check_with_broken_config_still_checks_files(ws_copy: Path) -> None:
+    (ws_copy / "config.yaml").write_text("base:\n  a: 1\n  a: 2\n")
+    (ws_copy / "ckpts/base/wide/base_wide_e3.pt").write_bytes(b"PK\x03\x04 truncated")
+    proc = run("-w", str(ws_copy), "check")
+    assert proc.returncode == 1, proc
+    assert "duplicate key 'a'" in proc.stdout
+    assert "base_wide_e3.pt: unreadable checkpoint" in proc.stdout
+
+
+def test_add_hparams_folder_is_not_an_orphan(ws_copy: Path) -> None:
+    with sucrose.scenario(ws_copy, "base/small") as ssc:
+        writer = ssc.start_pytorch_tensorboard()
+        writer.add_hparams({"lr": 0.1}, {"hp/acc": 0.5})
+        writer.close()
+    assert [p for p in ssc.logs_dir.iterdir() if p.is_dir()]  # the writer made a sub-folder
+    proc = run("-w", str(ws_copy), "ls", "--format", "json")
+    assert [o["name"] for o in json.loads(proc.stdout)["orphans"]] == ["base/old"]
+
+
+def test_json_output_is_strict_json_with_nan(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "config.yaml").write_text("base:\n  x: .nan\n  y: .inf\n")
+    proc = run("-w", str(ws), "show", "base", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert data["config"] == {"x": "nan", "y": "inf"}
+
+
+def test_default_png_name() -> None:
+    from sucrose_lightning.cli import _default_png
+
+    assert _default_png("train/loss") == "train_loss.png"
+    assert _default_png("!!!") == "plot.png"

@@ -326,8 +326,13 @@ def test_bad_newest_file_falls_back_with_warning_then_moved_aside(tmp_path, thre
             assert sucrose.scenario(ws, NAME).last_epoch == 2
 
     ssc, model, optim = fresh(ws)
-    with pytest.warns(SucroseWarning, match=f"skipping unreadable checkpoint .*{STEM}_e3.pt"):
-        ssc.load_state_dict(model=model, optim=optim, verify=verify)
+    if verify:
+        with pytest.warns(SucroseWarning, match=f"skipping unreadable checkpoint .*{STEM}_e3.pt"):
+            ssc.load_state_dict(model=model, optim=optim, verify=verify)
+    else:  # already reported above: one warning per bad file, however often it is scanned
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SucroseWarning)
+            ssc.load_state_dict(model=model, optim=optim, verify=verify)
     assert ssc.last_epoch == 2
     assert ssc.num_steps == 12
     assert_same_state(model.state_dict(), good2["model"])

@@ -153,7 +153,7 @@ def test_changed_config_warns_with_diff_and_strict_refuses(tmp_path):
     with pytest.raises(SucroseError, match=r"optim\.lr: 0\.1 -> 0\.05"):
         H.fit(ssc, 2, strict_config=True)
     assert names(ssc) == ["base_case1_e1.ckpt"]
-    assert str(ssc.layout.lock_path) not in storage.ScenarioLock._held  # released despite the error
+    assert os.path.realpath(ssc.layout.lock_path) not in storage.ScenarioLock._held  # released anyway
     with pytest.warns(SucroseConfigWarning) as rec:
         H.fit(ssc, 2)
     text = "\n".join(str(w.message) for w in rec if "differs" in str(w.message))
@@ -165,6 +165,23 @@ def test_changed_config_warns_with_diff_and_strict_refuses(tmp_path):
 def test_config_diff_lines():
     assert config_diff({"a": 1, "b": [1]}, {"a": 1.5, "b": [1]}) == ["a: 1 -> 1.5"]
     assert config_diff({"a": 1}, {"a": True}) == ["a: 1 -> True"]
+    nan = float("nan")
+    assert config_diff({"x": nan, "l": [1.0, nan]}, {"x": nan, "l": [1.0, nan]}) == []
+
+
+def test_hparams_yaml_written_once_per_change_not_per_log(tmp_path, monkeypatch):
+    import lightning.pytorch.core.saving as saving
+
+    calls = []
+    real = saving.save_hparams_to_yaml
+    monkeypatch.setattr(saving, "save_hparams_to_yaml", lambda *a, **k: calls.append(a) or real(*a, **k))
+    ws = H.write_workspace(tmp_path / "ws")
+    ssc = sucrose.SucroseScenario(ws, "base/case1")
+    t, _ = H.fit(ssc, 2, logger=True)  # log_every_n_steps=1: Lightning calls logger.save() every step
+    ssc.close()
+    assert t.global_step >= 4
+    assert 1 <= len(calls) <= 2, len(calls)
+    assert (ssc.logs_dir / "hparams.yaml").is_file()
 
 
 def test_monitor_top_k_best_and_last(ssc):

@@ -153,3 +153,20 @@ def test_uninspectable_callable_is_a_sucrose_error(ssc):
 
     with pytest.raises(sucrose.SucroseError, match="cannot be inspected"):
         ssc.partial(Weird(), "model")
+
+
+def test_nested_typo_close_to_a_parameter_warns(make_ws):
+    text = "base:\n  model.dim: 1\n  model.encodr.dim: 2\n  model.head.x: 3\n"
+    ssc = sucrose.scenario(make_ws(text), "base")
+
+    def net(dim, encoder=None):
+        return dim, encoder
+
+    with pytest.warns(sucrose.SucroseConfigWarning) as rec:
+        part = ssc.partial(net, "model")
+    text = str(rec[0].message)
+    assert "model.encodr.dim: no parameter 'encodr' of net; did you mean 'encoder'?" in text
+    assert "model.head" not in text  # not close to any parameter: it belongs to prefix model.head
+    assert part() == (1, None)
+    with pytest.raises(sucrose.SucroseError, match="encodr"):
+        ssc.partial(net, "model", strict=True)

@@ -274,3 +274,65 @@ def test_unlistable_checkpoint_folder_is_a_clear_error(seed_ws, monkeypatch):
     fresh = sucrose.scenario(seed_ws, "base/case1")
     with pytest.raises(sucrose.CheckpointError, match=r"cannot list the checkpoint folder .*Permission"):
         _ = fresh.last_epoch
+
+
+def _flip_in_pickle(path: Path) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("data.pkl"))
+    raw = bytearray(path.read_bytes())
+    # the local header is 30 bytes + name + extra; the entry's bytes follow (stored, not deflated)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.file_size // 2] ^= 0x55
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_byte_in_pickle_falls_back_not_unsafe(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(marker=1)
+    newest = ssc.save_state_dict(marker=2)
+    ssc.close()
+    _flip_in_pickle(newest)
+    fresh = sucrose.scenario(seed_ws, "base")
+    with pytest.warns(sucrose.SucroseWarning, match=r"base_e2\.pt.*CRC"):
+        assert fresh.load_state_dict() == {"marker": 1}
+    assert fresh.last_epoch == 1
+
+
+def test_damaged_random_state_falls_back(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(marker=1)
+    data = torch.load(ssc.save_state_dict(marker=2), weights_only=True)
+    data["sucrose"]["rng"]["python"] = [3, [1, 2, 3], None]  # not a Mersenne Twister state
+    torch.save(data, ssc.ckpts_dir / "base_e2.pt")
+    ssc.close()
+    fresh = sucrose.scenario(seed_ws, "base")
+    with pytest.warns(sucrose.SucroseWarning, match="damaged random state"):
+        assert fresh.load_state_dict() == {"marker": 1}
+    assert fresh.last_epoch == 1
+
+
+def test_object_that_does_not_fit_names_entry_and_file(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(model=torch.nn.Linear(3, 2))
+    with pytest.raises(sucrose.CheckpointError, match=r"entry 'model' of .*base_e1\.pt into Linear"):
+        ssc.load_state_dict(model=torch.nn.Linear(5, 2))
+
+
+def test_partial_strict_option_and_strict_parameter(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+
+    def net(input_dim, strict=False):
+        return input_dim, strict
+
+    with pytest.raises(sucrose.SucroseError, match="its own parameter 'strict'"):
+        ssc.partial(net, "model", strict=True)
+    with pytest.warns(sucrose.SucroseConfigWarning):
+        assert ssc.partial(net, "model")(strict=True) == (100, True)
+
+
+def test_config_of_empty_prefix_is_everything(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    assert ssc.config_of("") == dict(ssc.config)
+    assert ssc.unused_keys() == []
