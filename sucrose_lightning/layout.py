@@ -19,8 +19,9 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from .config import WorkspaceSettings
 from .errors import CheckpointError
@@ -41,9 +42,8 @@ def _stamp(match: re.Match[str]) -> tuple[int, int | None]:
     return int(match.group(1)), None if step is None else int(step)
 
 
-@dataclass(frozen=True)
-class CkptFile:
-    """One stamped checkpoint file.
+class CkptFile(NamedTuple):
+    """One stamped checkpoint file: ``epochs, step, path = ckpt`` works too.
 
     Attributes:
         epochs: number of epochs finished when it was written.
@@ -86,14 +86,16 @@ class Layout:
         self.stem = name.replace("/", "_")
         self.ckpts_dir = workspace / settings.ckpts_folder / name
         self.logs_dir = workspace / settings.logs_folder / name
-        self._patterns: dict[str, re.Pattern[str]] = {}
+        self._patterns: dict[tuple[str, bool], re.Pattern[str]] = {}
 
-    def _pattern(self, ext: str) -> re.Pattern[str]:
-        pat = self._patterns.get(ext)
+    def _pattern(self, ext: str, lines: bool = False) -> re.Pattern[str]:
+        """The stamped-name pattern for ``ext``; ``lines=True``: one name per line of a text."""
+        pat = self._patterns.get((ext, lines))
         if pat is None:
             head = re.escape(f"{self.stem}_{self.settings.epoch_prefix}")
-            pat = re.compile(rf"{head}(0|[1-9]\d*)(?:_s(0|[1-9]\d*))?{re.escape(ext)}")
-            self._patterns[ext] = pat
+            body = rf"{head}(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?{re.escape(ext)}"
+            pat = re.compile(rf"^{body}$", re.MULTILINE) if lines else re.compile(body)
+            self._patterns[(ext, lines)] = pat
         return pat
 
     def ckpt_name(self, epochs: int, step: int | None = None, ext: str | None = None) -> str:
@@ -115,24 +117,41 @@ class Layout:
     def scan(self, ext: str | None = None) -> list[CkptFile]:
         """The scenario's stamped checkpoints with extension ``ext``, oldest first."""
         ext = self.settings.ckpts_extension if ext is None else ext
-        pattern = self._pattern(ext)
-        found: list[CkptFile] = []
+        out = []
+        for epochs, step in self._stamps(ext):
+            path = self.ckpt_path(epochs, None if step < 0 else step, ext)
+            if path.is_file():
+                out.append(CkptFile(epochs, None if step < 0 else step, str(path)))
+        return out
+
+    def newest_first(self, ext: str | None = None) -> Iterator[CkptFile]:
+        """The stamped checkpoints newest first, built one at a time (resume looks at one or two)."""
+        ext = self.settings.ckpts_extension if ext is None else ext
+        for epochs, step in reversed(self._stamps(ext)):
+            path = self.ckpt_path(epochs, None if step < 0 else step, ext)
+            if path.is_file():
+                yield CkptFile(epochs, None if step < 0 else step, str(path))
+
+    def _stamps(self, ext: str) -> list[tuple[int, int]]:
+        """``(epochs, step or -1)`` of each stamped name in the folder, sorted oldest first.
+
+        One regex pass over the folder's joined names, then C-level sorting of int pairs: a
+        folder of 10,000 checkpoints takes about twice as long as listing it. (A name holding a
+        newline could yield a stamp whose file does not exist; callers check ``is_file``.)
+        """
         try:
-            entries = os.scandir(self.ckpts_dir)
+            names = os.listdir(self.ckpts_dir)
         except (FileNotFoundError, NotADirectoryError):
-            return found
+            return []
         except OSError as err:
             raise CheckpointError(
                 f"cannot list the checkpoint folder {self.ckpts_dir} of scenario {self.name!r}: "
                 f"{err.strerror or err}; check its permissions"
             ) from None
-        with entries:
-            for entry in entries:
-                match = pattern.fullmatch(entry.name)
-                if match is not None and entry.is_file():
-                    found.append(CkptFile(*_stamp(match), entry.path))
-        found.sort(key=lambda c: c.order)
-        return found
+        found = self._pattern(ext, lines=True).findall("\n".join(names))
+        stamps = [(int(epochs), int(step) if step else -1) for epochs, step in found]
+        stamps.sort()
+        return stamps
 
     def temp_path(self, final: Path) -> Path:
         """A hidden temporary name next to ``final``, unique to this process and moment."""

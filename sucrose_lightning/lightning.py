@@ -26,6 +26,7 @@ This module imports lightning; ``import sucrose_lightning`` does not import it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 import warnings
@@ -147,7 +148,9 @@ class SucroseCheckpoint(ModelCheckpoint):
         self.strict_config = strict_config
         self.warn_unused = warn_unused
         self.FILE_EXTENSION = ssc.config_file.settings.lightning_ckpts_extension
-        self._phase: str | None = None  # "epoch" inside an end-of-epoch save, else a mid-epoch one
+        # "epoch" inside the end-of-epoch hooks; any other save (step- or time-triggered from
+        # ModelCheckpoint.on_train_batch_end, on exception) is named as a mid-epoch one
+        self._phase: str | None = None
         self._trainer: pl.Trainer | None = None
         self._lock: storage.ScenarioLock | None = None
         self._unused_warned = False
@@ -233,11 +236,6 @@ class SucroseCheckpoint(ModelCheckpoint):
 
     def _ModelCheckpoint__warn_if_dir_not_empty(self, dirpath: Any) -> None:
         """Silence Lightning's "directory not empty" warning: resuming is the normal case here."""
-
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
-        """Step- and time-triggered saves (named with the global step)."""
-        with self._saving_as("step"):
-            super().on_train_batch_end(trainer, *args, **kwargs)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """End-of-epoch saves (named with the epochs finished)."""
@@ -372,7 +370,8 @@ class SucroseCheckpoint(ModelCheckpoint):
         if parsed is None:
             return
         order = CkptFile(*parsed, str(final)).order
-        newer = [c for c in self.ssc.ckpts() if c.order >= order]
+        ext = self.FILE_EXTENSION
+        newer = list(itertools.takewhile(lambda c: c.order >= order, self.ssc.layout.newest_first(ext)))
         if newer:
             reason = f"saving {final.name} of a run resumed from an older checkpoint"
             storage.move_aside(newer, self.ssc.layout, reason)

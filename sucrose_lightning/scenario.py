@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -287,7 +288,7 @@ class SucroseScenario:
         After ``load_state_dict`` or ``save_state_dict`` it is the epoch loaded or counted.
         """
         if self._epochs is None:
-            newest = storage.newest_valid(self._layout.scan())
+            newest = storage.first_valid(self._layout.newest_first())
             self._epochs = newest.epochs if newest else 0
         return self._epochs
 
@@ -361,7 +362,8 @@ class SucroseScenario:
         resumes after. Unreadable files are skipped with a warning; ``verify=True`` also
         checks every byte's CRC.
         """
-        newest = storage.newest_valid(self.ckpts(), verify=verify)
+        ext = self._cfg.settings.lightning_ckpts_extension
+        newest = storage.first_valid(self._layout.newest_first(ext), verify=verify)
         return newest.path if newest else None
 
     def save_state_dict(self, interval: int = 1, *, save_step: bool = True, **objs: Any) -> Path | None:
@@ -408,7 +410,7 @@ class SucroseScenario:
         if save_step:
             payload[step_key] = self._num_steps
         payload[META_KEY] = self.meta(total)
-        newer = [c for c in self._layout.scan() if c.epochs >= total]
+        newer = list(itertools.takewhile(lambda c: c.epochs >= total, self._layout.newest_first()))
         if newer:
             storage.move_aside(newer, self._layout, f"saving epoch {total} of a resumed run")
         path = self._layout.ckpt_path(total)

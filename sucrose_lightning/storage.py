@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -32,6 +32,7 @@ __all__ = [
     "atomic_save",
     "check_file",
     "cleanup_temps",
+    "first_valid",
     "move_aside",
     "newest_valid",
     "restore_rng",
@@ -156,7 +157,7 @@ def move_aside(files: Iterable[CkptFile], layout: Layout, reason: str) -> list[P
     files would otherwise be overwritten by the new timeline. A warning names each file.
     """
     moved: list[Path] = []
-    files = list(files)
+    files = sorted(files, key=lambda c: c.order)
     if not files:
         return moved
     target_dir = layout.abandoned_dir
@@ -226,13 +227,18 @@ def check_file(path: str | os.PathLike[str], verify: bool = False) -> str | None
     return None
 
 
-def newest_valid(files: list[CkptFile], verify: bool = False) -> CkptFile | None:
-    """The newest of ``files`` (sorted oldest first) that passes :func:`check_file`.
+def newest_valid(files: Sequence[CkptFile], verify: bool = False) -> CkptFile | None:
+    """The newest of ``files`` (sorted oldest first) that passes :func:`check_file`."""
+    return first_valid(reversed(files), verify=verify)
 
-    Each newer file that fails is skipped with a warning naming it (once per file and
-    version of it in this process, however often it is scanned).
+
+def first_valid(candidates: Iterable[CkptFile], verify: bool = False) -> CkptFile | None:
+    """The first of ``candidates`` (newest first) that passes :func:`check_file`.
+
+    Each file that fails is skipped with a warning naming it (once per file and version
+    of it in this process, however often it is scanned).
     """
-    for ckpt in reversed(files):
+    for ckpt in candidates:
         problem = check_file(ckpt.path, verify=verify)
         if problem is None:
             return ckpt

@@ -270,7 +270,7 @@ def test_unlistable_checkpoint_folder_is_a_clear_error(seed_ws, monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("sucrose_lightning.layout.os.scandir", denied)
+    monkeypatch.setattr("sucrose_lightning.layout.os.listdir", denied)
     fresh = sucrose.scenario(seed_ws, "base/case1")
     with pytest.raises(sucrose.CheckpointError, match=r"cannot list the checkpoint folder .*Permission"):
         _ = fresh.last_epoch
@@ -336,3 +336,13 @@ def test_config_of_empty_prefix_is_everything(seed_ws):
     ssc = sucrose.scenario(seed_ws, "base")
     assert ssc.config_of("") == dict(ssc.config)
     assert ssc.unused_keys() == []
+
+
+def test_scan_ignores_folders_and_tricky_names(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(x=1)
+    (ssc.ckpts_dir / "base_e9.pt").mkdir()  # a folder that looks like a checkpoint
+    (ssc.ckpts_dir / "junk\nbase_e8.pt").write_bytes(b"x")  # a name with a newline in it
+    (ssc.ckpts_dir / "base_e\u0667.pt").write_bytes(b"x")  # a non-ASCII digit
+    assert [c.epochs for c in ssc.ckpts(plain_loop=True)] == [1]
+    assert sucrose.scenario(seed_ws, "base").last_epoch == 1
