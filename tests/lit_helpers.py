@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from child_procs import preloaded_forkserver
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -132,32 +133,8 @@ PRELOAD = ["torch", "torch._dynamo", "lightning.pytorch", "sucrose_lightning.lig
 
 
 def forkserver() -> multiprocessing.context.BaseContext:
-    """A multiprocessing context whose server has torch, lightning and this module imported.
-
-    Each child is then forked from a process that never ran torch code, so it starts in
-    milliseconds instead of the seconds ``import lightning`` takes on these machines. The
-    forkserver is one per process: one started by another test file without lightning is
-    stopped and restarted with it (its children are done by then). The server imports the
-    preloaded modules before it learns ``sys.path``, so this folder goes in ``PYTHONPATH``.
-    """
-    import multiprocessing.forkserver as fs
-
-    server = fs._forkserver
-    if server._forkserver_pid is not None and "lightning.pytorch" not in server._preload_modules:
-        server._stop()
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
-    saved = os.environ.get("PYTHONPATH")
-    here = str(Path(__file__).resolve().parent)
-    os.environ["PYTHONPATH"] = here + (os.pathsep + saved if saved else "")
-    try:
-        fs.ensure_running()
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
-    return ctx
+    """A forkserver context whose server has torch, lightning and this module imported."""
+    return preloaded_forkserver(PRELOAD)
 
 
 class _Signal(pl.Callback):

@@ -27,6 +27,7 @@ from pathlib import Path
 import plain_train_script as script
 import pytest
 import torch
+from child_procs import preloaded_forkserver
 
 import sucrose_lightning as sucrose
 from sucrose_lightning import storage
@@ -47,29 +48,8 @@ STEM = "base_tiny"
 
 @pytest.fixture(scope="module")
 def ctx() -> multiprocessing.context.BaseContext:
-    """A forkserver context whose server has torch and the training script imported.
-
-    The forkserver is one per process: one that another test file started without the
-    training script is stopped and restarted with it (its children are done by then).
-    """
-    server = multiprocessing.forkserver._forkserver
-    if server._forkserver_pid is not None and "plain_train_script" not in server._preload_modules:
-        server._stop()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["plain_train_script"])
-    # the server imports the preloaded modules before it learns the parent's sys.path:
-    # give it this folder through the environment it is started with
-    here = str(Path(__file__).resolve().parent)
-    saved = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = here + (os.pathsep + saved if saved else "")
-    try:
-        multiprocessing.forkserver.ensure_running()
-    finally:
-        if saved is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = saved
-    return context
+    """A forkserver context whose server has torch and the training script imported."""
+    return preloaded_forkserver(["plain_train_script"])
 
 
 def ws_of(tmp_path: Path, name: str) -> Path:
