@@ -134,20 +134,12 @@ def p1_training(s: Settings) -> list[Row]:
                 note="sucrose_lightning/lightning.py (ssc.callbacks / ssc.logger) is not in this checkout",
             )
         ]
-    out = run_child(
-        [
-            str(HERE / "child_train.py"),
-            "--dir",
-            str(s.tmp / "p1"),
-            "--epochs",
-            str(epochs),
-            "--steps",
-            str(steps),
-            "--runs",
-            str(runs),
-        ],
-        timeout=600,
-    )
+    def train(folder: str, *extra: str) -> dict[str, Any]:
+        script = str(HERE / "child_train.py")
+        args = ["--dir", str(s.tmp / folder), "--epochs", str(epochs), "--steps", str(steps)]
+        return run_child([script, *args, *extra], timeout=600)
+
+    out = train("p1", "--runs", str(runs))
     if out["problems"]:
         raise CheckFailed("; ".join(out["problems"]))
     t = out["times"]
@@ -159,23 +151,7 @@ def p1_training(s: Settings) -> list[Row]:
         "same work checked: steps, identical final weights, one file per epoch holding them, event files"
     )
     if (not met or s.profile_all) and s.profile_misses:
-        prof = run_child(
-            [
-                str(HERE / "child_train.py"),
-                "--dir",
-                str(s.tmp / "p1prof"),
-                "--epochs",
-                str(epochs),
-                "--steps",
-                str(steps),
-                "--runs",
-                "0",
-                "--variants",
-                "ours,stock",
-                "--profile",
-            ],
-            timeout=600,
-        )
+        prof = train("p1prof", "--runs", "0", "--variants", "ours,stock", "--profile")
         lines = [
             f"- **P1 {'missed' if not met else 'profiled'} ({ratio:.3f}x stock)**: ours {ours:.3f} s vs stock {stock:.3f} s, "
             f"{(ours - stock) * 1e3:.0f} ms more per fit of {epochs * steps:,} steps and {epochs} checkpoints. "
@@ -516,7 +492,7 @@ def p5_config(s: Settings) -> list[Row]:
     try:
         from omegaconf import OmegaConf
     except ImportError:
-        OmegaConf = None  # type: ignore[assignment]
+        OmegaConf = None  # type: ignore[assignment,misc]
 
     omega_kwargs: dict[str, Any] = {}
     if OmegaConf is not None and "max_yaml_expanded_nodes" in inspect.signature(OmegaConf.load).parameters:
