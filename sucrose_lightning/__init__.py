@@ -23,6 +23,7 @@ from .config import Config, load_config
 from .errors import (
     CheckpointError,
     ConfigError,
+    DamagedCheckpointError,
     DomainNotFoundError,
     LockError,
     MissingKeyError,
@@ -46,6 +47,7 @@ __all__ = [
     "CkptFile",
     "Config",
     "ConfigError",
+    "DamagedCheckpointError",
     "DomainNotFoundError",
     "LockError",
     "MissingKeyError",

@@ -64,8 +64,9 @@ PLOT_INSTALL_HINT = (
     "install it with: pip install 'sucrose-lightning[plot]'"
 )
 # Folders a SummaryWriter makes inside a scenario's logs folder: add_hparams() names them by
-# a timestamp (``1795702638.7153077``), Lightning's default logger ``version_<n>``.
-_WRITER_SUBDIR = re.compile(r"\d+(?:\.\d+)?")
+# str(time.time()) (``1795702638.7153077``, always with a dot), Lightning's default logger
+# ``version_<n>``. A removed child domain named like that is not reported as an orphan.
+_WRITER_SUBDIR = re.compile(r"\d+\.\d+")
 
 
 class UsageError(SucroseError):
@@ -584,6 +585,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # With a broken config.yaml the files are still checked, in every folder under the
     # default checkpoint folder (the layout settings and the domains are unknown then).
     settings = cfg.settings if cfg is not None else WorkspaceSettings()
+    if cfg is None:
+        notes.append(
+            f"{CONFIG_FILE} could not be read: checked the files under the default folder "
+            f"{settings.ckpts_folder}/ only (a workspace.ckpts_folder setting is unknown until it is fixed)"
+        )
     orphans = find_orphans(ws, cfg) if cfg is not None else []
     names = [*cfg.scenarios, *orphans] if cfg is not None else _folders(ws / settings.ckpts_folder)
     counts["scenarios"] = len(cfg.scenarios) if cfg is not None else 0

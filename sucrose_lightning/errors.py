@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DamagedCheckpointError",
     "DomainNotFoundError",
     "LockError",
     "MissingKeyError",
@@ -72,6 +73,14 @@ class MissingKeyError(SucroseError, KeyError):
 
 class CheckpointError(SucroseError):
     """A checkpoint could not be written, read or found."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint file that is damaged (truncated, corrupt, not a checkpoint).
+
+    Loading skips such a file and falls back to an older one; other load errors (a class
+    that cannot be imported, a bad ``loader_kwds``) stop with the file named instead.
+    """
 
 
 class UnsafeCheckpointError(CheckpointError):

@@ -407,7 +407,8 @@ class SucroseLogger(TensorBoardLogger):
 
     No ``version_N`` folder: a resumed run continues the same event files' folder. The
     merged config is logged as hyperparameters (together with the module's own) and
-    ``hparams.yaml`` is rewritten on every save, so it never goes stale on resume.
+    ``hparams.yaml`` is rewritten at the first save of each run and whenever the
+    hyperparameters change, so it never goes stale on resume.
 
     Args:
         ssc: the scenario.

@@ -34,9 +34,8 @@ class Binding:
     Attributes:
         kwargs: parameter name -> value taken from the config.
         used: the full config keys that were bound.
-        unknown: keys under the prefix that match no parameter: every direct key that does
-            not, and nested keys (``model.encodr.dim``) whose first part is close to a
-            parameter's name (a likely typo; other nested keys belong to their own prefix).
+        unknown: direct keys under the prefix that match no parameter (nested keys such as
+            ``model.encoder.dim`` belong to their own prefix and are never unknown here).
         names: the part of each unknown key that should have named a parameter.
         hints: one did-you-mean text per unknown key ("" when none is close).
     """
@@ -107,18 +106,10 @@ def bind_config(fn: Callable[..., Any], prefix: str, values: Mapping[str, Any]) 
             out.unknown.append(key)
             out.names.append(name)
             out.hints.append(did_you_mean(name, params, n=1))
-    for name, sub in nested.items():
-        if name in params:
-            if name not in direct:
-                out.kwargs[name] = sub
-                out.used.extend(nested_keys[name])
-            continue
-        hint = did_you_mean(name, params, n=1)
-        if hint and name not in direct:
-            for key in nested_keys[name]:
-                out.unknown.append(key)
-                out.names.append(name)
-                out.hints.append(hint)
+    for name, sub in nested.items():  # other nested keys belong to their own prefix: not unknown
+        if name in params and name not in direct:
+            out.kwargs[name] = sub
+            out.used.extend(nested_keys[name])
     return out
 
 

@@ -20,9 +20,9 @@ from . import storage
 from .config import Config, load_config, plain, under_prefix
 from .errors import (
     CheckpointError,
+    DamagedCheckpointError,
     MissingKeyError,
     SucroseError,
-    UnsafeCheckpointError,
     did_you_mean,
 )
 from .layout import CkptFile, Layout
@@ -462,7 +462,7 @@ class SucroseScenario:
                     f"scenario {self._name!r} has no checkpoint after {epoch} epochs in "
                     f"{self.ckpts_dir} (have: {have or 'none'})"
                 )
-        ckpt, data = self._load_newest(files, verify, loader_kwds, load_rng)
+        ckpt, data = self._load_newest(files, verify, loader_kwds, load_rng, epoch)
         if ckpt is None:
             log.info("no checkpoint for scenario %r in %s; starting fresh", self._name, self.ckpts_dir)
             self._epochs = 0 if epoch is None else self._epochs
@@ -492,7 +492,12 @@ class SucroseScenario:
         return {k: v for k, v in data.items() if k not in objs and k not in (step_key, META_KEY)}
 
     def _load_newest(
-        self, files: list[CkptFile], verify: bool, loader_kwds: Mapping[str, Any] | None, load_rng: bool
+        self,
+        files: list[CkptFile],
+        verify: bool,
+        loader_kwds: Mapping[str, Any] | None,
+        load_rng: bool,
+        epoch_wanted: int | None = None,
     ) -> tuple[CkptFile | None, dict[str, Any]]:
         """Load the newest readable file of ``files`` (and restore its random states),
         falling back past unreadable ones with a warning."""
@@ -504,21 +509,26 @@ class SucroseScenario:
             try:
                 data = storage.torch_load(ckpt.path, loader_kwds)
                 if not isinstance(data, dict):
-                    raise CheckpointError(f"checkpoint {ckpt.path} holds a {type(data).__name__}, not a dict")
+                    raise DamagedCheckpointError(
+                        f"checkpoint {ckpt.path} holds a {type(data).__name__}, not a dict"
+                    )
                 meta = data.get(META_KEY)
                 if load_rng and isinstance(meta, dict) and meta.get("rng") is not None:
                     try:
                         storage.restore_rng(meta["rng"])
                     except Exception as err:
-                        raise CheckpointError(
+                        raise DamagedCheckpointError(
                             f"checkpoint {ckpt.path} has a damaged random state ({type(err).__name__}: {err})"
                         ) from err
                 return ckpt, data
-            except UnsafeCheckpointError:
-                raise
-            except CheckpointError as err:
+            except DamagedCheckpointError as err:
                 storage.warn_skipped(ckpt.path, str(err))
                 remaining = [c for c in remaining if c.order < ckpt.order]
+        if len(files) == 1 and files[0].epochs == epoch_wanted:
+            raise CheckpointError(
+                f"the checkpoint of scenario {self._name!r} after {epoch_wanted} epochs, {files[0].path}, "
+                "cannot be read; load another epoch (ssc.ckpts(plain_loop=True) lists them)"
+            )
         if files:
             raise CheckpointError(
                 f"none of the {len(files)} checkpoint(s) of scenario {self._name!r} in "

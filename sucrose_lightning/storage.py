@@ -24,7 +24,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from .errors import CheckpointError, LockError, SucroseWarning, UnsafeCheckpointError
+from .errors import (
+    CheckpointError,
+    DamagedCheckpointError,
+    LockError,
+    SucroseWarning,
+    UnsafeCheckpointError,
+)
 from .layout import CkptFile, Layout
 
 __all__ = [
@@ -261,7 +267,7 @@ def warn_skipped(path: str, problem: str) -> None:
     _warned.add(key)
     log.warning("skipping checkpoint %s: %s", path, problem)
     warnings.warn(
-        f"skipping unreadable checkpoint {path}: {problem}; using an older one", SucroseWarning, stacklevel=4
+        f"skipping unreadable checkpoint {path}: {problem}", SucroseWarning, stacklevel=4
     )
 
 
@@ -269,9 +275,12 @@ def torch_load(path: str | os.PathLike[str], loader_kwds: Mapping[str, Any] | No
     """``torch.load`` with ``weights_only=True`` and ``map_location="cpu"`` unless given.
 
     Raises:
+        DamagedCheckpointError: the file is damaged (truncated, corrupt, not a checkpoint):
+            callers may fall back to an older one.
         UnsafeCheckpointError: an intact file that needs arbitrary pickles (the message says
             how to opt in when the file is trusted).
-        CheckpointError: the file cannot be read (damaged, truncated, not a checkpoint).
+        CheckpointError: an intact file that still cannot be loaded (a class that cannot be
+            imported, a wrong ``loader_kwds``...): the message names the file and the error.
     """
     import pickle
 
@@ -282,14 +291,17 @@ def torch_load(path: str | os.PathLike[str], loader_kwds: Mapping[str, Any] | No
         return torch.load(path, **kwds)
     except Exception as err:
         damage = check_file(path, verify=True)
-        if damage is None and isinstance(err, pickle.UnpicklingError) and kwds.get("weights_only"):
+        if damage is not None:
+            raise DamagedCheckpointError(f"cannot read checkpoint {path}: {damage}") from None
+        first_line = str(err).splitlines()[0] if str(err) else ""
+        if isinstance(err, pickle.UnpicklingError) and kwds.get("weights_only"):
             raise UnsafeCheckpointError(
                 f"checkpoint {path} holds objects that weights_only=True refuses to load "
-                f"({str(err).splitlines()[0]}). If you trust this file, pass "
-                "loader_kwds={'weights_only': False}"
+                f"({first_line}). If you trust this file, pass loader_kwds={{'weights_only': False}}"
             ) from None
-        why = damage or f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-        raise CheckpointError(f"cannot read checkpoint {path}: {why}") from None
+        raise CheckpointError(
+            f"cannot load checkpoint {path} (the file itself is intact): {type(err).__name__}: {first_line}"
+        ) from err
 
 
 # --------------------------------------------------------------------------- random states

@@ -418,6 +418,7 @@ def test_check_with_broken_config_still_checks_files(ws_copy: Path) -> None:
     assert proc.returncode == 1, proc
     assert "duplicate key 'a'" in proc.stdout
     assert "base_wide_e3.pt: unreadable checkpoint" in proc.stdout
+    assert "note: config.yaml could not be read: checked the files under the default folder" in proc.stdout
 
 
 def test_add_hparams_folder_is_not_an_orphan(ws_copy: Path) -> None:

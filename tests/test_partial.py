@@ -155,18 +155,18 @@ def test_uninspectable_callable_is_a_sucrose_error(ssc):
         ssc.partial(Weird(), "model")
 
 
-def test_nested_typo_close_to_a_parameter_warns(make_ws):
-    text = "base:\n  model.dim: 1\n  model.encodr.dim: 2\n  model.head.x: 3\n"
+def test_nested_keys_of_another_prefix_are_not_unknown(make_ws):
+    text = "base:\n  model.dim: 1\n  model.layers: 2\n  model.layer.width: 3\n"
     ssc = sucrose.scenario(make_ws(text), "base")
 
-    def net(dim, encoder=None):
-        return dim, encoder
+    def net(dim, layers):
+        return dim, layers
 
-    with pytest.warns(sucrose.SucroseConfigWarning) as rec:
-        part = ssc.partial(net, "model")
-    text = str(rec[0].message)
-    assert "model.encodr.dim: no parameter 'encodr' of net; did you mean 'encoder'?" in text
-    assert "model.head" not in text  # not close to any parameter: it belongs to prefix model.head
-    assert part() == (1, None)
-    with pytest.raises(sucrose.SucroseError, match="encodr"):
-        ssc.partial(net, "model", strict=True)
+    def layer(width):
+        return width
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # model.layer.* belongs to prefix model.layer, close name or not
+        assert ssc.partial(net, "model", strict=True)() == (1, 2)
+    assert ssc.partial(layer, "model.layer", strict=True)() == 3
+    assert ssc.unused_keys() == []

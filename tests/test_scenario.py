@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -270,7 +271,7 @@ def test_unlistable_checkpoint_folder_is_a_clear_error(seed_ws, monkeypatch):
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("sucrose_lightning.layout.os.listdir", denied)
+    monkeypatch.setattr("sucrose_lightning.layout.os.scandir", denied)
     fresh = sucrose.scenario(seed_ws, "base/case1")
     with pytest.raises(sucrose.CheckpointError, match=r"cannot list the checkpoint folder .*Permission"):
         _ = fresh.last_epoch
@@ -346,3 +347,32 @@ def test_scan_ignores_folders_and_tricky_names(seed_ws):
     (ssc.ckpts_dir / "base_e\u0667.pt").write_bytes(b"x")  # a non-ASCII digit
     assert [c.epochs for c in ssc.ckpts(plain_loop=True)] == [1]
     assert sucrose.scenario(seed_ws, "base").last_epoch == 1
+    ssc.save_state_dict(x=2)  # a real base_e2.pt beside "junk\nbase_e2.pt": listed once
+    (ssc.ckpts_dir / "junk\nbase_e2.pt").write_bytes(b"x")
+    assert [c.epochs for c in ssc.ckpts(plain_loop=True)] == [1, 2]
+
+
+def test_intact_file_that_cannot_load_stops_without_skipping_it(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(marker=1)
+    ssc.save_state_dict(marker=2)
+    ssc.close()
+    fresh = sucrose.scenario(seed_ws, "base")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sucrose.SucroseWarning)  # nothing is skipped
+        with pytest.raises(sucrose.CheckpointError, match=r"base_e2\.pt \(the file itself is intact") as err:
+            fresh.load_state_dict(loader_kwds={"map_locaton": "cpu"})  # a typo in loader_kwds
+    assert not isinstance(err.value, sucrose.DamagedCheckpointError)
+    assert sorted(p.name for p in fresh.ckpts_dir.glob("*.pt")) == ["base_e1.pt", "base_e2.pt"]
+
+
+def test_unreadable_given_epoch_says_to_load_another(seed_ws):
+    ssc = sucrose.scenario(seed_ws, "base")
+    ssc.save_state_dict(marker=1)
+    ssc.save_state_dict(marker=2)
+    (ssc.ckpts_dir / "base_e1.pt").write_bytes(b"")
+    with (
+        pytest.warns(sucrose.SucroseWarning, match=r"base_e1\.pt: the file is empty"),
+        pytest.raises(sucrose.CheckpointError, match=r"after 1 epochs.*load another epoch"),
+    ):
+        ssc.load_state_dict(epoch=1)
