@@ -352,6 +352,7 @@ def test_scan_ignores_folders_and_tricky_names(seed_ws):
     assert [c.epochs for c in ssc.ckpts(plain_loop=True)] == [1, 2]
 
 
+@pytest.mark.filterwarnings("ignore:pickle_load_args only works:UserWarning")  # torch's, about the typo
 def test_intact_file_that_cannot_load_stops_without_skipping_it(seed_ws):
     ssc = sucrose.scenario(seed_ws, "base")
     ssc.save_state_dict(marker=1)
