@@ -18,29 +18,22 @@ RUN = REPO / "benchmarks" / "run.py"
 CASES = ["P1", "P2", "P3", "P4", "P5", "P6", "P7"]
 
 
+def bench(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """Run ``benchmarks/run.py`` with ``args`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, str(RUN), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
+
+
 @pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="P2 reads /proc/self for the OS's RSS counters"
 )
 def test_quick_benchmarks_run_and_write_the_table(tmp_path: Path) -> None:
     out_md = tmp_path / "BENCHMARKS.md"
     out_json = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(RUN),
-            "--quick",
-            "--no-profile",
-            "--out",
-            str(out_md),
-            "--json",
-            str(out_json),
-            "--tmp",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    proc = bench(
+        "--quick", "--no-profile", "--out", str(out_md), "--json", str(out_json), "--tmp", str(tmp_path),
         timeout=240,
-        cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out_json.read_text())
@@ -68,33 +61,11 @@ def test_quick_benchmarks_run_and_write_the_table(tmp_path: Path) -> None:
 
 def test_only_selects_cases_and_rejects_unknown(tmp_path: Path) -> None:
     out_json = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(RUN),
-            "--quick",
-            "--only",
-            "P6",
-            "--out",
-            "",
-            "--json",
-            str(out_json),
-            "--tmp",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
+    proc = bench(
+        "--quick", "--only", "P6", "--out", "", "--json", str(out_json), "--tmp", str(tmp_path), timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out_json.read_text())["rows"]
     assert [r["case"] for r in rows] == ["P6"]
-    bad = subprocess.run(
-        [sys.executable, str(RUN), "--only", "P9", "--out", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO,
-    )
+    bad = bench("--only", "P9", "--out", "", timeout=60)
     assert bad.returncode == 2 and "unknown case" in bad.stderr
