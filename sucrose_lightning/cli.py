@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import storage
 from .config import CONFIG_FILE, Config, WorkspaceSettings, load_config, plain, same_value
-from .errors import ConfigError, SucroseError, did_you_mean
+from .errors import ConfigError, LockError, SucroseError, did_you_mean
 from .layout import TEMP_NAME, VERSION_DIR, CkptFile, Layout
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -851,15 +851,26 @@ def cmd_prune(args: argparse.Namespace) -> int:
     freed = sum(sizes.get(c.path, 0) for c in delete)
     deleted: list[str] = []
     failed: list[str] = []
-    if args.yes:
-        for ckpt in delete:
-            try:
-                os.remove(ckpt.path)
-                deleted.append(ckpt.path)
-            except FileNotFoundError:
-                deleted.append(ckpt.path)  # already gone: what was asked is true
-            except OSError as err:
-                failed.append(f"{ckpt.path}: {err.strerror or err}")
+    if args.yes and delete:
+        # Hold the scenario's lock while deleting: a run that is training it keeps its own
+        # bookkeeping of these files (Lightning's best-k, keep_last), and none may start meanwhile.
+        lock = storage.ScenarioLock(layout)
+        try:
+            lock.acquire()
+        except LockError as err:
+            if not args.force:
+                raise UsageError(f"{err}; nothing deleted (pass --force to delete anyway)") from None
+        try:
+            for ckpt in delete:
+                try:
+                    os.remove(ckpt.path)
+                    deleted.append(ckpt.path)
+                except FileNotFoundError:
+                    deleted.append(ckpt.path)  # already gone: what was asked is true
+                except OSError as err:
+                    failed.append(f"{ckpt.path}: {err.strerror or err}")
+        finally:
+            lock.release()
 
     def entry(c: CkptFile) -> dict[str, Any]:
         return {"path": c.path, "epochs": c.epochs, "step": c.step, "size": sizes.get(c.path)}
@@ -1032,6 +1043,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many of the newest readable checkpoints of each kind to keep (at least 1)",
     )
     p.add_argument("--yes", action="store_true", help="really delete (default: only list)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="delete even while a process is training the scenario (its lock is held)",
+    )
     return parser
 
 

@@ -446,3 +446,29 @@ def test_default_png_name() -> None:
 
     assert _default_png("train/loss") == "train_loss.png"
     assert _default_png("!!!") == "plot.png"
+
+
+def test_prune_refuses_while_the_scenario_is_training(ws_copy: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, sucrose_lightning as s\n"
+            f"ssc = s.scenario({str(ws_copy)!r}, 'base/wide'); ssc.acquire_lock()\n"
+            "print('held', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = sorted(p.name for p in (ws_copy / "ckpts/base/wide").iterdir())
+        proc = run("-w", str(ws_copy), "prune", "base/wide", "--keep", "1", "--yes")
+        assert_usage_error(proc, "already being trained by pid", "nothing deleted", "--force")
+        assert sorted(p.name for p in (ws_copy / "ckpts/base/wide").iterdir()) == before
+        proc = run("-w", str(ws_copy), "prune", "base/wide", "--keep", "1", "--yes", "--force")
+        assert proc.returncode == 0, proc.stderr
+        assert not (ws_copy / "ckpts/base/wide/base_wide_e1.pt").exists()
+    finally:
+        holder.communicate("\n", timeout=30)
