@@ -38,8 +38,10 @@ class Binding:
             ``model.encoder.dim`` belong to their own prefix and are never unknown here).
         names: the part of each unknown key that should have named a parameter.
         hints: one did-you-mean text per unknown key ("" when none is close).
+        signature: ``fn``'s signature, as inspected once for the binding.
     """
 
+    signature: inspect.Signature | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     used: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
@@ -97,7 +99,7 @@ def bind_config(fn: Callable[..., Any], prefix: str, values: Mapping[str, Any]) 
             nested_keys.setdefault(first, []).append(key)
         else:
             direct[rest] = key
-    out = Binding()
+    out = Binding(signature=sig)
     for name, key in direct.items():
         if name in params or takes_any:
             out.kwargs[name] = values[key]
@@ -120,12 +122,10 @@ class ConfigPartial(functools.partial):  # type: ignore[type-arg]
     """
 
     _sucrose_where: str = ""
+    _sucrose_signature: inspect.Signature | None = None  # inspected once, by make_partial
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        try:
-            sig = inspect.signature(self.func)
-        except (TypeError, ValueError):
-            sig = None
+        sig = self._sucrose_signature
         if sig is not None:
             given = {**self.keywords, **kwargs}
             try:
@@ -155,7 +155,7 @@ def make_partial(
     values: Mapping[str, Any],
     *,
     where: str,
-    strict: bool = False,
+    strict: bool | None = None,
     overrides: Mapping[str, Any] | None = None,
     stacklevel: int = 3,
 ) -> tuple[ConfigPartial, Binding]:
@@ -163,8 +163,15 @@ def make_partial(
 
     ``where`` describes the config searched (used in messages). Unknown keys under the
     prefix give one :class:`SucroseConfigWarning`, or a :class:`SucroseError` with ``strict``.
+    ``strict`` given (not ``None``) for an ``fn`` with its own ``strict`` parameter is refused
+    as ambiguous: that one is passed at call time.
     """
     binding = bind_config(fn, prefix, values)
+    if strict is not None and binding.signature is not None and "strict" in binding.signature.parameters:
+        raise SucroseError(
+            f"{callable_name(fn)} has its own parameter 'strict', so ssc.partial(..., strict=...) is "
+            "ambiguous; pass it at call time instead: ssc.partial(fn, prefix)(strict=...)"
+        )
     if binding.unknown:
         lines = [
             f"{key}: no parameter {name!r} of {callable_name(fn)}{hint}"
@@ -177,4 +184,5 @@ def make_partial(
     kwargs = {**binding.kwargs, **(overrides or {})}
     part = ConfigPartial(fn, **kwargs)
     part._sucrose_where = where
+    part._sucrose_signature = binding.signature
     return part, binding

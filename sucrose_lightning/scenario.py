@@ -7,7 +7,6 @@ torch is imported only by the methods that save, load or log; reading the config
 from __future__ import annotations
 
 import contextvars
-import inspect
 import itertools
 import logging
 import os
@@ -44,13 +43,6 @@ _FORMAT_VERSION = 1
 _current: contextvars.ContextVar[SucroseScenario | None] = contextvars.ContextVar(
     "sucrose_current_scenario", default=None
 )
-
-
-def _signature_or_none(fn: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
 
 
 def current() -> SucroseScenario:
@@ -247,16 +239,10 @@ class SucroseScenario:
         Examples:
             >>> # model = ssc.partial(MyNet, "model")()   # MyNet(input_dim=200, ...)
         """
-        if strict is not None and "strict" in getattr(_signature_or_none(fn), "parameters", {}):
-            raise SucroseError(
-                f"{getattr(fn, '__name__', fn)} has its own parameter 'strict', so "
-                "ssc.partial(..., strict=...) is ambiguous; pass it at call time instead: "
-                "ssc.partial(fn, prefix)(strict=...)"
-            )
         under = f"{prefix}." if prefix else "the top level"
         where = f"under {under} in scenario {self._name!r} ({' -> '.join(self._chain)})"
         part, binding = make_partial(
-            fn, prefix, self._values, where=where, strict=bool(strict), overrides=kwargs
+            fn, prefix, self._values, where=where, strict=strict, overrides=kwargs
         )
         self._read.update(binding.used)
         return part
