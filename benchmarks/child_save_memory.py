@@ -70,15 +70,15 @@ def main() -> None:
 
     torch.set_num_threads(1)
     if args.method == "ours":
+        from sucrose_lightning._atomic import atomic_save
         from sucrose_lightning.config import WorkspaceSettings
         from sucrose_lightning.layout import Layout
-        from sucrose_lightning.storage import atomic_save
 
         layout = Layout(Path(args.dir), "bench", WorkspaceSettings())
         path = layout.ckpt_path(1)
 
         def save(obj: object) -> None:
-            atomic_save(obj, path, layout)
+            atomic_save(obj, path)
 
     elif args.method == "lightning":
         from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO

@@ -85,7 +85,7 @@ def _breakdown_targets() -> list[tuple[object, str, str]]:
     """(owner, attribute, label) of the functions whose time differs between ours and stock."""
     from lightning.pytorch.callbacks import ModelCheckpoint as MC
 
-    from sucrose_lightning import storage
+    from sucrose_lightning import _atomic, _rng
 
     out: list[tuple[object, str, str]] = [
         (TensorBoardLogger, "save", "TensorBoardLogger.save"),
@@ -94,8 +94,8 @@ def _breakdown_targets() -> list[tuple[object, str, str]]:
         (MC, "_save_checkpoint", "ModelCheckpoint._save_checkpoint"),
         (MC, "setup", "ModelCheckpoint.setup"),
         (L.Trainer, "save_checkpoint", "Trainer.save_checkpoint"),
-        (storage, "atomic_save", "storage.atomic_save"),
-        (storage, "rng_state", "storage.rng_state"),
+        (_atomic, "atomic_save", "_atomic.atomic_save"),
+        (_rng, "rng_state", "_rng.rng_state"),
         (MC, "on_train_batch_end", "ModelCheckpoint.on_train_batch_end"),
         (MC, "on_train_epoch_end", "ModelCheckpoint.on_train_epoch_end"),
         (L.Trainer, "__init__", "Trainer.__init__"),

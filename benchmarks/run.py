@@ -134,6 +134,7 @@ def p1_training(s: Settings) -> list[Row]:
                 note="sucrose_lightning/lightning.py (ssc.callbacks / ssc.logger) is not in this checkout",
             )
         ]
+
     def train(folder: str, *extra: str) -> dict[str, Any]:
         script = str(HERE / "child_train.py")
         args = ["--dir", str(s.tmp / folder), "--epochs", str(epochs), "--steps", str(steps)]
@@ -172,9 +173,11 @@ def p1_training(s: Settings) -> list[Row]:
                 f"{d * 1e3:+.1f} ms"
             )
         top = prof.get("profiles", {}).get("ours", [])
-        mine = [e for e in top if e["func"].split(":")[0] in ("lightning.py", "storage.py", "scenario.py")][
-            :6
-        ]
+        mine = [
+            e
+            for e in top
+            if e["func"].split(":")[0] in ("lightning.py", "_atomic.py", "_rng.py", "store.py", "scenario.py")
+        ][:6]
         if mine:
             lines.append(
                 "  - cProfile of our fit, sucrose_lightning functions by cumulative time: "
@@ -278,9 +281,9 @@ def _state_dict(mb: int) -> dict[str, Any]:
 def p3_save_time(s: Settings) -> list[Row]:
     import torch
 
+    from sucrose_lightning._atomic import atomic_save
     from sucrose_lightning.config import WorkspaceSettings
     from sucrose_lightning.layout import Layout
-    from sucrose_lightning.storage import atomic_save
 
     mb = 20 if s.quick else 100
     runs = s.runs(7, 3)
@@ -297,7 +300,7 @@ def p3_save_time(s: Settings) -> list[Row]:
 
     def ours() -> float:
         t0 = time.perf_counter()
-        atomic_save(state, ours_path, layout)
+        atomic_save(state, ours_path)
         return time.perf_counter() - t0
 
     def plain() -> float:
@@ -326,7 +329,7 @@ def p3_save_time(s: Settings) -> list[Row]:
         folder.mkdir(parents=True)
         NOTES.append(
             f"- **P3 {'missed' if not met else 'profiled'} ({ratio:.3f}x)**: profile of one atomic_save of {mb} MB:\n"
-            + profile_call(lambda: atomic_save(state, ours_path, layout))
+            + profile_call(lambda: atomic_save(state, ours_path))
         )
         shutil.rmtree(folder, ignore_errors=True)
     return [
@@ -412,13 +415,13 @@ def p4_resume(s: Settings) -> list[Row]:
                 with os.scandir(folder) as it:
                     return [pattern.fullmatch(e.name) for e in it]
 
-            from sucrose_lightning import storage
+            from sucrose_lightning import _atomic
 
             parts = {
                 "os.scandir + names": per_call(scan, 5),
                 "+ the stamp regex on each name": per_call(matched, 5),
                 "layout.scan (+ CkptFile per file, sort)": per_call(lambda: layout.scan(ext), 5),
-                "check_file(newest)": per_call(lambda: storage.check_file(newest), 50),
+                "check_file(newest)": per_call(lambda: _atomic.check_file(newest), 50),
                 "last_ckpt()": per_call(ours, 5),
             }
             NOTES.append(
@@ -659,7 +662,7 @@ def p7_cli(s: Settings) -> list[Row]:
 
     title = "P7 `sucrose show` in a fresh process"
     target = "< 0.3 s"
-    if not module_file("cli").exists():
+    if not module_file("cli/__init__").exists():  # the sucrose command is the package cli/
         return [
             Row(
                 "P7",
@@ -667,7 +670,7 @@ def p7_cli(s: Settings) -> list[Row]:
                 "s",
                 target=target,
                 status="not available",
-                note="sucrose_lightning/cli.py (the sucrose command) is not in this checkout",
+                note="sucrose_lightning/cli/ (the sucrose command) is not in this checkout",
             )
         ]
     runs_ours = s.runs(5, 3)
@@ -869,9 +872,9 @@ def markdown(
         "- **P2** peak extra resident memory while saving a state dict, each measurement in a fresh process: the "
         "kernel's peak-RSS counter (VmHWM) is reset via `/proc/self/clear_refs` after the state dict is allocated, "
         "and the save's peak is VmHWM minus the RSS before it (a 0.2 ms RSS sampler cross-checks). Ours: "
-        "`storage.atomic_save` (what both our loops use); Lightning: `TorchCheckpointIO().save_checkpoint` "
+        "`_atomic.atomic_save` (what both our loops use); Lightning: `TorchCheckpointIO().save_checkpoint` "
         "(what `Trainer.save_checkpoint` uses); plain `torch.save` to an open file.",
-        "- **P3** wall time of one save: `storage.atomic_save` (temporary file, fsync, rename, folder fsync) against "
+        "- **P3** wall time of one save: `_atomic.atomic_save` (temporary file, fsync, rename, folder fsync) against "
         "`torch.save` to an open file followed by fsync.",
         "- **P4** `ssc.last_ckpt()` in a folder of N stamped `.ckpt` files (the newest a real torch checkpoint, "
         "the others empty) against listing the folder with `os.scandir` alone.",

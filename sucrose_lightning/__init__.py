@@ -5,13 +5,21 @@ checkpoint and log folders, automatic resume, TensorBoard logging and
 hyperparameters.
 
 Examples:
+    The plain PyTorch loop, in a workspace ``ws`` holding the seed's ``config.yaml``:
+
     >>> import sucrose_lightning as sucrose
-    >>> # ssc = sucrose.scenario("path/to/workspace", "base/case1")
-    >>> # model = ssc.partial(MyNet, "model")()
-    >>> # ssc.load_state_dict(model=model, optim=optim)
-    >>> # for epoch in sucrose.epoch_range(10):
-    >>> #     ...; sucrose.step()
-    >>> #     ssc.save_state_dict(1, model=model, optim=optim)
+    >>> ssc = sucrose.scenario(ws, "base/case1")
+    >>> model = ssc.partial(MyNet, "model")()
+    >>> optim = torch.optim.SGD(model.parameters(), lr=ssc["optim.lr"])
+    >>> ssc.load_state_dict(model=model, optim=optim)  # nothing saved yet: starts fresh
+    {}
+    >>> for epoch in sucrose.epoch_range(2):
+    ...     optim.step()
+    ...     _ = sucrose.step()
+    ...     _ = ssc.save_state_dict(1, model=model, optim=optim)
+    >>> [(c.epochs, c.path.rsplit("/", 1)[-1]) for c in ssc.ckpts(plain_loop=True)]
+    [(1, 'base_case1_e1.pt'), (2, 'base_case1_e2.pt')]
+    >>> ssc.close()
 """
 
 from __future__ import annotations
@@ -80,9 +88,9 @@ def scenario(workspace: str | os.PathLike[str], name: str) -> SucroseScenario:
         DomainNotFoundError: ``name`` is not a domain of the file (close names suggested).
 
     Examples:
-        >>> # ssc = sucrose.scenario("path/to/workspace", "base/case1")
-        >>> # ssc["model.input_dim"]
-        >>> # 200
+        >>> ssc = sucrose.scenario(ws, "base/case1")
+        >>> ssc["model.input_dim"], ssc["model.hidden_dim"]
+        (200, 100)
     """
     ssc = SucroseScenario(workspace, name)
     set_current(ssc)
@@ -93,7 +101,10 @@ def epoch_range(n: int) -> range:
     """``range(last_epoch, last_epoch + n)`` of the current scenario: ``n`` more epochs.
 
     Examples:
-        >>> # for epoch in sucrose.epoch_range(10): ...
+        >>> ssc = sucrose.scenario(ws, "base")
+        >>> sucrose.epoch_range(10)  # nothing trained yet
+        range(0, 10)
+        >>> ssc.close()
     """
     return current().epoch_range(n)
 
@@ -102,6 +113,8 @@ def step(n: int = 1) -> int:
     """Count ``n`` optimizer steps on the current scenario; returns ``ssc.num_steps``.
 
     Examples:
-        >>> # optim.step(); sucrose.step()
+        >>> ssc = sucrose.scenario(ws, "base")
+        >>> sucrose.step(), sucrose.step(), ssc.num_steps
+        (1, 2, 2)
     """
     return current().step(n)

@@ -29,9 +29,12 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError, DomainNotFoundError, did_you_mean
+from .names import MAX_NAME_BYTES, WORKSPACE_DOMAIN, check_domain_name, parent_of
+from .values import plain, same_value, under_prefix
 
 __all__ = [
     "CONFIG_FILE",
+    "MAX_NAME_BYTES",
     "WORKSPACE_DEFAULTS",
     "WORKSPACE_DOMAIN",
     "Config",
@@ -45,7 +48,6 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.yaml"
-WORKSPACE_DOMAIN = "workspace"
 WORKSPACE_DEFAULTS: dict[str, str] = {
     "ckpts_folder": "ckpts",
     "logs_folder": "logs",
@@ -55,14 +57,8 @@ WORKSPACE_DEFAULTS: dict[str, str] = {
     "step_key": "step",
 }
 
-# Characters refused in a domain segment: path separators and what Windows forbids.
-_BAD_SEGMENT_CHARS = re.compile(r'[\\<>:"|?*\x00-\x1f\x7f]')
 _PREFIX_RE = re.compile(r"[A-Za-z_-]{1,16}")
 _EXT_RE = re.compile(r"\.[A-Za-z0-9_.-]{1,15}")
-# A checkpoint's temporary file, ".<name with / as _>_<prefix><epochs>_s<step><ext>.<pid>.<ns>.tmp",
-# must fit the usual 255-byte limit on a file name: with prefix and extension at most 16
-# bytes each, a name of at most 150 bytes leaves room for 20-digit epochs and steps.
-MAX_NAME_BYTES = 150
 
 try:  # libyaml's parser is about 10x faster than the pure-Python one
     _BaseLoader: type = yaml.CSafeLoader
@@ -99,62 +95,6 @@ def _where(path: str, mark: Any) -> str:
     return f"{path}:{mark.line + 1}:{mark.column + 1}"
 
 
-def parent_of(name: str) -> str | None:
-    """The name before the last ``/``, or ``None`` for a top-level domain.
-
-    Examples:
-        >>> parent_of("base/case1/small")
-        'base/case1'
-        >>> parent_of("base") is None
-        True
-    """
-    cut = name.rfind("/")
-    return name[:cut] if cut > 0 else None
-
-
-def check_domain_name(name: object) -> str | None:
-    """Return why ``name`` cannot be a domain (it names folders under the workspace), or ``None``.
-
-    Examples:
-        >>> check_domain_name("base/case1") is None
-        True
-        >>> check_domain_name("../escape")
-        "segment '..' is not allowed"
-    """
-    if not isinstance(name, str):
-        return f"domain names must be strings, not {type(name).__name__}"
-    if not name:
-        return "the domain name is empty"
-    if name.startswith("/"):
-        return "a leading '/' is not allowed (names are relative to the workspace)"
-    if name.endswith("/"):
-        return "a trailing '/' is not allowed"
-    if "\\" in name:
-        return "backslashes are not allowed; separate levels with '/'"
-    for segment in name.split("/"):
-        if not segment:
-            return "empty segment ('//') is not allowed"
-        if segment in (".", ".."):
-            return f"segment {segment!r} is not allowed"
-        if segment.startswith("."):
-            return f"segment {segment!r} starts with '.', which is reserved for sucrose's own files"
-        if segment != segment.strip():
-            return f"segment {segment!r} starts or ends with whitespace"
-        bad = _BAD_SEGMENT_CHARS.search(segment)
-        if bad:
-            return f"segment {segment!r} contains the character {bad.group()!r}"
-    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
-        return (
-            f"the name is {len(name.encode('utf-8', 'surrogatepass'))} bytes long; at most {MAX_NAME_BYTES} "
-            "(its checkpoint file names must fit the filesystem's 255-byte limit)"
-        )
-    if name == WORKSPACE_DOMAIN:
-        return None
-    if name.split("/", 1)[0] == WORKSPACE_DOMAIN:
-        return f"{WORKSPACE_DOMAIN!r} is reserved for layout settings and cannot have children"
-    return None
-
-
 def _check_key(key: object) -> str:
     if not isinstance(key, str):
         return f"keys must be strings, not {type(key).__name__} ({key!r})"
@@ -163,23 +103,6 @@ def _check_key(key: object) -> str:
 
 # A key with no empty dotted part (checked for each of possibly 50,000 keys: keep it one C call).
 _GOOD_KEY = re.compile(r"[^.]+(?:\.[^.]+)*").fullmatch
-
-
-def _find_key_lines(path: Path) -> dict[tuple[str, str], int]:
-    """(domain, key) -> 1-based line, from the file's node tree; ``{}`` if it cannot be read."""
-    out: dict[tuple[str, str], int] = {}
-    try:
-        root = yaml.compose(path.read_bytes(), Loader=_BaseLoader)
-    except (OSError, yaml.YAMLError):
-        return out
-    if not isinstance(root, yaml.MappingNode):
-        return out
-    for name_node, body_node in root.value:
-        if isinstance(name_node, yaml.ScalarNode) and isinstance(body_node, yaml.MappingNode):
-            for key_node, _ in body_node.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    out[(name_node.value, key_node.value)] = key_node.start_mark.line + 1
-    return out
 
 
 @dataclass(frozen=True)
@@ -240,36 +163,21 @@ def _workspace_settings(body: Mapping[Any, Any], where: str, problems: list[str]
 
 @dataclass
 class Config:
-    """A parsed ``config.yaml``: domains, their lines, layout settings and the file's hash.
+    """A parsed ``config.yaml``: domains, layout settings and the file's hash.
 
     Use :func:`load_config` to make one.
 
     Attributes:
         path: the config file.
         domains: domain name -> its own (not merged) keys, in file order.
-        lines: domain name -> 1-based line where it starts.
-        key_lines: (domain, key) -> 1-based line of that key.
         settings: layout settings from the ``workspace`` domain.
         sha256: hex digest of the file's bytes.
     """
 
     path: Path
     domains: dict[str, dict[str, Any]]
-    lines: dict[str, int] = field(default_factory=dict)
     settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     sha256: str = ""
-    _key_lines: dict[tuple[str, str], int] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def key_lines(self) -> dict[tuple[str, str], int]:
-        """(domain, key) -> 1-based line of that key in the file.
-
-        Found on first use by reading the file again (tools need it, training does not),
-        so loading stays as fast as the bare YAML parse.
-        """
-        if self._key_lines is None:
-            self._key_lines = _find_key_lines(self.path)
-        return self._key_lines
 
     @property
     def scenarios(self) -> list[str]:
@@ -286,8 +194,7 @@ class Config:
             return
         if name == WORKSPACE_DOMAIN:
             raise DomainNotFoundError(
-                f"'workspace' in {self.path} holds layout settings and is not a scenario; "
-                "pick another domain"
+                f"'workspace' in {self.path} holds layout settings and is not a scenario; pick another domain"
             )
         bad = check_domain_name(name)
         if bad:
@@ -300,8 +207,7 @@ class Config:
             else f"add a domain '{name}:' to it"
         )
         raise DomainNotFoundError(
-            f"scenario {name!r} is not a domain in {self.path}{hint} "
-            f"To train it, {create}."
+            f"scenario {name!r} is not a domain in {self.path}{hint} To train it, {create}."
         )
 
     def nearest_ancestor(self, name: str) -> str | None:
@@ -400,7 +306,6 @@ def _load_config(path: str | Path) -> Config:
 
     problems: list[str] = []
     domains: dict[str, dict[str, Any]] = {}
-    lines: dict[str, int] = {}
     settings = WorkspaceSettings()
     if root is None:
         pass  # an empty file has no domains; asking for a scenario names the file
@@ -416,7 +321,6 @@ def _load_config(path: str | Path) -> Config:
             if read is None:
                 continue
             name, body = read
-            lines[name] = name_node.start_mark.line + 1
             if name == WORKSPACE_DOMAIN:
                 settings = _workspace_settings(body, _where(shown, name_node.start_mark), problems)
             domains[name] = body
@@ -432,7 +336,6 @@ def _load_config(path: str | Path) -> Config:
     return Config(
         path=path,
         domains=domains,
-        lines=lines,
         settings=settings,
         sha256=hashlib.sha256(data).hexdigest(),
     )
@@ -512,69 +415,3 @@ def _construct_problem(loader: Any, root: Any, shown: str, err: BaseException) -
 def _problem_order(problem: str) -> tuple[int, int]:
     match = re.search(r":(\d+):(\d+):", problem)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
-def plain(value: Any) -> Any:
-    """``value`` as plain data (dict, list, str, int, float, bool, None) for checkpoints and loggers.
-
-    YAML can also produce dates, sets and bytes; those become ISO strings, sorted lists and
-    hex strings, so ``torch.load(weights_only=True)`` and YAML/JSON writers accept the result.
-
-    Examples:
-        >>> import datetime
-        >>> plain({"d": datetime.date(2024, 1, 2), "s": {2, 1}, "t": (1, 2)})
-        {'d': '2024-01-02', 's': [1, 2], 't': [1, 2]}
-    """
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        items = [plain(v) for v in value]
-        try:
-            return sorted(items)
-        except TypeError:
-            return items
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    return str(value)
-
-
-def same_value(a: Any, b: Any) -> bool:
-    """Equal config values of the same type, NaN equal to NaN (``1``, ``1.0`` and ``true`` differ).
-
-    Examples:
-        >>> same_value(float("nan"), float("nan")), same_value(1, 1.0)
-        (True, False)
-        >>> same_value([1, {"a": 2}], [1, {"a": 2}])
-        True
-    """
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and a != a and b != b:  # NaN
-        return True
-    return bool(a == b)
-
-
-def under_prefix(values: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """The keys under ``prefix.`` with the prefix removed; ``""`` gives every key.
-
-    Examples:
-        >>> under_prefix({"model.dim": 3, "model_ema.decay": 0.9, "lr": 1}, "model")
-        {'dim': 3}
-    """
-    prefix = prefix.rstrip(".")
-    if not prefix:
-        return dict(values)
-    head = prefix + "."
-    cut = len(head)
-    return {k[cut:]: v for k, v in values.items() if k.startswith(head)}

@@ -26,7 +26,16 @@ from typing import NamedTuple
 from .config import WorkspaceSettings
 from .errors import CheckpointError
 
-__all__ = ["ABANDONED_FOLDER", "TEMP_NAME", "TMP_SUFFIX", "VERSION_DIR", "CkptFile", "Layout"]
+__all__ = [
+    "ABANDONED_FOLDER",
+    "LOCK_FILE",
+    "TEMP_NAME",
+    "TMP_SUFFIX",
+    "VERSION_DIR",
+    "CkptFile",
+    "Layout",
+    "temp_path",
+]
 
 ABANDONED_FOLDER = ".abandoned"
 TMP_SUFFIX = ".tmp"
@@ -35,6 +44,16 @@ TEMP_NAME = re.compile(r"\.(.+)\.(\d+)\.(\d+)" + re.escape(TMP_SUFFIX))
 #: Lightning's versioned log folders, which tools treat as part of a scenario's logs.
 VERSION_DIR = re.compile(r"version_\d+")
 LOCK_FILE = ".sucrose.lock"
+
+
+def temp_path(final: Path) -> Path:
+    """A hidden temporary name next to ``final``, unique to this process and moment.
+
+    Examples:
+        >>> temp_path(Path("/ws/ckpts/base/base_e1.pt")).name.startswith(".base_e1.pt.")
+        True
+    """
+    return final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
 
 
 def _stamp(match: re.Match[str]) -> tuple[int, int | None]:
@@ -162,8 +181,8 @@ class Layout:
         return stamps
 
     def temp_path(self, final: Path) -> Path:
-        """A hidden temporary name next to ``final``, unique to this process and moment."""
-        return final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
+        """:func:`temp_path` of ``final``."""
+        return temp_path(final)
 
     def temp_files(self) -> list[Path]:
         """Temporary files of saves in the checkpoint folder (:meth:`temp_path` names).

@@ -26,54 +26,34 @@ This module imports lightning; ``import sucrose_lightning`` does not import it.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from weakref import proxy
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 
-from . import storage
-from .config import same_value
+from . import _rng
+from ._lock import ScenarioLock
+from ._protocol import ScenarioLike
+from ._record import META_KEY, config_diff, drift, read_record
 from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError, SucroseWarning
-from .layout import CkptFile
-from .scenario import META_KEY
+from .loggers import SucroseLogger, make_logger
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .scenario import SucroseScenario
+__all__ = [
+    "ScenarioLike",
+    "SucroseCheckpoint",
+    "SucroseLogger",
+    "config_diff",
+    "make_callbacks",
+    "make_logger",
+]
 
-__all__ = ["SucroseCheckpoint", "SucroseLogger", "config_diff", "make_callbacks", "make_logger"]
 
 _FIXED_CKPT_OPTIONS = ("dirpath", "filename", "enable_version_counter")
-_FIXED_LOGGER_OPTIONS = ("save_dir", "name", "version", "root_dir")
-_UNSET = object()
-
-
-def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Lines ``key: old -> new`` for every key whose value differs between two merged configs.
-
-    A key present on one side only shows ``(unset)`` on the other.
-
-    Examples:
-        >>> config_diff({"lr": 0.1, "depth": 2}, {"lr": 0.01, "width": 8})
-        ['depth: 2 -> (unset)', 'lr: 0.1 -> 0.01', 'width: (unset) -> 8']
-    """
-    lines = []
-    for key in sorted(set(old) | set(new), key=str):
-        before, after = old.get(key, _UNSET), new.get(key, _UNSET)
-        if before is _UNSET or after is _UNSET or not same_value(before, after):
-            lines.append(f"{key}: {_show(before)} -> {_show(after)}")
-    return lines
-
-
-def _show(value: Any) -> str:
-    return "(unset)" if value is _UNSET else repr(value)
 
 
 class SucroseCheckpoint(ModelCheckpoint):
@@ -113,13 +93,18 @@ class SucroseCheckpoint(ModelCheckpoint):
             or ``save_top_k``.
 
     Examples:
-        >>> # trainer = Trainer(callbacks=[SucroseCheckpoint(ssc, keep_last=3)])
-        >>> # trainer = Trainer(callbacks=ssc.callbacks(monitor="val_loss", save_top_k=2))
+        >>> ssc = sucrose.SucroseScenario(ws, "base/case1")
+        >>> callback = SucroseCheckpoint(ssc, keep_last=3)
+        >>> callback.dirpath == str(ssc.ckpts_dir), callback.save_top_k
+        (True, -1)
+        >>> best = SucroseCheckpoint(ssc, monitor="val_loss", save_top_k=2)
+        >>> best.monitor, best.save_top_k
+        ('val_loss', 2)
     """
 
     def __init__(
         self,
-        ssc: SucroseScenario,
+        ssc: ScenarioLike,
         *,
         keep_last: int | None = None,
         strict_config: bool = False,
@@ -152,7 +137,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         # ModelCheckpoint.on_train_batch_end, on exception) is named as a mid-epoch one
         self._phase: str | None = None
         self._trainer: pl.Trainer | None = None
-        self._lock: storage.ScenarioLock | None = None
+        self._lock: ScenarioLock | None = None
         self._unused_warned = False
 
     # ------------------------------------------------------------------ names
@@ -183,8 +168,8 @@ class SucroseCheckpoint(ModelCheckpoint):
     ) -> str:
         """The stamped path of the checkpoint saved now (``last.ckpt`` for ``save_last``).
 
-        Examples:
-            >>> # base_case1_e3.ckpt at the end of the 3rd epoch, base_case1_e3_s1500.ckpt mid-epoch
+        At the end of the third epoch that is ``base_case1_e3.ckpt``, for a save at global step
+        1500 during the fourth ``base_case1_e3_s1500.ckpt``.
         """
         if filename == self.CHECKPOINT_NAME_LAST:
             name = f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
@@ -203,14 +188,10 @@ class SucroseCheckpoint(ModelCheckpoint):
             return
         problem: str | None = None
         if trainer.is_global_zero and self._lock is None:
-            lock = storage.ScenarioLock(self.ssc.layout)
             try:
-                lock.acquire()
+                self._lock = self.ssc.store.writer()
             except SucroseError as err:
                 problem = str(err)
-            else:
-                self._lock = lock
-                storage.cleanup_temps(self.ssc.layout)
         problem = trainer.strategy.broadcast(problem, src=0)
         if problem is not None:
             raise LockError(problem)
@@ -266,8 +247,8 @@ class SucroseCheckpoint(ModelCheckpoint):
         Raises:
             SucroseError: with ``strict_config=True``, when the config changed.
         """
-        meta = checkpoint.get(META_KEY)
-        if not isinstance(meta, dict):
+        meta = read_record(checkpoint, str(trainer.ckpt_path))
+        if meta is None:
             warnings.warn(
                 f"the checkpoint resumed by scenario {self.ssc.name!r} was not written by sucrose: its "
                 "config and random states are unknown (the resumed run may not repeat exactly)",
@@ -275,17 +256,8 @@ class SucroseCheckpoint(ModelCheckpoint):
                 stacklevel=2,
             )
             return
-        problems = []
-        if meta.get("scenario") not in (None, self.ssc.name):
-            problems.append(f"it was written by scenario {meta.get('scenario')!r}")
-        recorded = meta.get("config")
-        if isinstance(recorded, dict):
-            problems.extend(config_diff(recorded, self.ssc.hparams()))
-        if problems:
-            text = (
-                f"resuming scenario {self.ssc.name!r} from a checkpoint whose config differs from "
-                f"{self.ssc.config_file.path}:\n  " + "\n  ".join(problems)
-            )
+        text = drift(meta, self.ssc.name, self.ssc.hparams(), self.ssc.config_file.path)
+        if text is not None:
             if self.strict_config:
                 raise SucroseError(text + "\n(strict_config=True: refusing to resume)")
             warnings.warn(text, SucroseConfigWarning, stacklevel=2)
@@ -294,7 +266,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         rng = meta.get("rng")
         if isinstance(rng, dict) and trainer.state.fn == TrainerFn.FITTING:
             try:
-                storage.restore_rng(rng)
+                _rng.restore_rng(rng)
             except Exception as err:
                 raise CheckpointError(
                     f"the checkpoint {trainer.ckpt_path} resumed by scenario {self.ssc.name!r} has a "
@@ -352,8 +324,10 @@ class SucroseCheckpoint(ModelCheckpoint):
         message: str | None = None
         if trainer.is_global_zero:
             try:
-                self._make_room(Path(filepath))
-                storage.atomic_save(checkpoint, Path(filepath), self.ssc.layout)
+                final = Path(filepath)
+                store = self.ssc.store
+                store.make_room(final, f"saving {final.name} of a run resumed from an older checkpoint")
+                store.save(checkpoint, final)
                 self._prune()
             except Exception as err:  # reported on every rank below
                 failure, message = err, f"{type(err).__name__}: {err}"
@@ -364,28 +338,15 @@ class SucroseCheckpoint(ModelCheckpoint):
         if message is not None:
             raise CheckpointError(f"rank 0 could not save checkpoint {filepath}: {message}")
 
-    def _make_room(self, final: Path) -> None:
-        """Move checkpoints at or past the one about to be written into ``.abandoned/``."""
-        parsed = self.ssc.layout.parse(final.name, self.FILE_EXTENSION)
-        if parsed is None:
-            return
-        order = CkptFile(*parsed, str(final)).order
-        ext = self.FILE_EXTENSION
-        newer = list(itertools.takewhile(lambda c: c.order >= order, self.ssc.layout.newest_first(ext)))
-        if newer:
-            reason = f"saving {final.name} of a run resumed from an older checkpoint"
-            storage.move_aside(newer, self.ssc.layout, reason)
-
     def _prune(self) -> None:
+        """``keep_last``: the store's retention rule on this callback's extension."""
         if self.keep_last is None:
             return
-        files = self.ssc.ckpts()
-        for old in files[: max(0, len(files) - self.keep_last)]:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(old.path)
+        store = self.ssc.store
+        store.delete(store.retention(self.keep_last, self.FILE_EXTENSION).delete)
 
 
-def make_callbacks(ssc: SucroseScenario, **options: Any) -> list[Callback]:
+def make_callbacks(ssc: ScenarioLike, **options: Any) -> list[Callback]:
     """The Lightning callbacks of a scenario: ``Trainer(callbacks=ssc.callbacks())``.
 
     Args:
@@ -397,101 +358,8 @@ def make_callbacks(ssc: SucroseScenario, **options: Any) -> list[Callback]:
         ``[SucroseCheckpoint(ssc, **options)]``.
 
     Examples:
-        >>> # trainer = Trainer(callbacks=ssc.callbacks(every_n_train_steps=500, keep_last=5))
+        >>> ssc = sucrose.SucroseScenario(ws, "base/case1")
+        >>> [type(c).__name__ for c in make_callbacks(ssc, every_n_train_steps=500, keep_last=5)]
+        ['SucroseCheckpoint']
     """
     return [SucroseCheckpoint(ssc, **options)]
-
-
-class SucroseLogger(TensorBoardLogger):
-    """Lightning's ``TensorBoardLogger`` writing to exactly ``<workspace>/<logs_folder>/<scenario>``.
-
-    No ``version_N`` folder: a resumed run continues the same event files' folder. The
-    merged config is logged as hyperparameters (together with the module's own) and
-    ``hparams.yaml`` is rewritten at the first save of each run and whenever the
-    hyperparameters change, so it never goes stale on resume.
-
-    Args:
-        ssc: the scenario.
-        log_config: log the merged config as hyperparameters.
-        **options: passed to ``TensorBoardLogger`` (``save_dir``, ``name`` and ``version``
-            are fixed by the scenario).
-
-    Examples:
-        >>> # logger = SucroseLogger(ssc); logger.log_dir == str(ssc.logs_dir)
-    """
-
-    def __init__(self, ssc: SucroseScenario, *, log_config: bool = True, **options: Any) -> None:
-        fixed = [k for k in _FIXED_LOGGER_OPTIONS if k in options]
-        if fixed:
-            raise SucroseError(
-                f"the logger of scenario {ssc.name!r} writes to {ssc.logs_dir}; drop "
-                + ", ".join(f"{k}=" for k in fixed)
-            )
-        save_dir = ssc.workspace / ssc.config_file.settings.logs_folder
-        super().__init__(save_dir=str(save_dir), name="", version=ssc.name, **options)
-        self.ssc = ssc
-        self.log_config = log_config
-        self._config_logged = False
-        self._hparams_dirty = True  # hparams.yaml to be (re)written at the next save()
-
-    @pl.utilities.rank_zero_only
-    def log_hyperparams(
-        self, params: Any, metrics: dict[str, Any] | None = None, step: int | None = None
-    ) -> None:
-        """Log ``params`` together with the merged config (the config only the first time)."""
-        from lightning.fabric.utilities.logger import _convert_params
-
-        params = dict(_convert_params(params) or {})
-        if self.log_config and not self._config_logged:
-            params = {**self.ssc.hparams(), **params}
-            self._config_logged = True
-        self._hparams_dirty = True
-        super().log_hyperparams(params, metrics=metrics, step=step)
-
-    @pl.utilities.rank_zero_only
-    def save(self) -> None:
-        """Flush, and (re)write ``hparams.yaml`` when this run's hyperparameters changed it.
-
-        Lightning calls ``save()`` after every metrics log; the file is rewritten only the
-        first time in this run (so a resumed run replaces the stale file of the previous one)
-        and after ``log_hyperparams`` changed what it holds.
-        """
-        if self.log_config and not self._config_logged:
-            self.log_hyperparams({})
-        super().save()
-        folder = Path(self.log_dir)
-        if not self._hparams_dirty or not folder.is_dir():
-            return
-        self._hparams_dirty = False
-        from lightning.pytorch.core.saving import save_hparams_to_yaml
-
-        fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)
-        os.close(fd)
-        try:
-            save_hparams_to_yaml(tmp, self.hparams)
-            os.replace(tmp, folder / self.NAME_HPARAMS_FILE)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
-
-
-def make_logger(ssc: SucroseScenario, **options: Any) -> TensorBoardLogger:
-    """Lightning's ``TensorBoardLogger`` for a scenario: ``Trainer(logger=ssc.logger())``.
-
-    Its ``log_dir`` is exactly ``<workspace>/<logs_folder>/<scenario>`` (``logs/base/case1``),
-    so ``tensorboard --logdir <workspace>/logs`` shows one run per scenario, named by its path,
-    and a resumed run continues the same curves.
-
-    Args:
-        ssc: the scenario.
-        **options: passed to :class:`SucroseLogger` / ``TensorBoardLogger`` (``log_graph``,
-            ``default_hp_metric``, ``prefix``, ``log_config``, ...).
-
-    Returns:
-        A :class:`SucroseLogger` (a ``TensorBoardLogger``).
-
-    Examples:
-        >>> # trainer = Trainer(logger=ssc.logger(default_hp_metric=False))
-    """
-    return SucroseLogger(ssc, **options)

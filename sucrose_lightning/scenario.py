@@ -7,25 +7,26 @@ torch is imported only by the methods that save, load or log; reading the config
 from __future__ import annotations
 
 import contextvars
-import itertools
 import logging
 import os
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import storage
-from .config import Config, load_config, plain, under_prefix
+from . import _rng
+from ._lock import ScenarioLock
+from ._record import FORMAT_VERSION, META_KEY, drift, read_record
+from .config import Config, load_config, plain
 from .errors import (
     CheckpointError,
     DamagedCheckpointError,
-    MissingKeyError,
+    SucroseConfigWarning,
     SucroseError,
-    did_you_mean,
 )
 from .layout import CkptFile, Layout
-from .partial import ConfigPartial, make_partial
+from .store import CheckpointStore
+from .view import ConfigView
 
 if TYPE_CHECKING:  # pragma: no cover
     from lightning.pytorch.callbacks import Callback
@@ -35,10 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["META_KEY", "SucroseScenario", "current", "set_current"]
 
 log = logging.getLogger("sucrose_lightning")
-
-#: Key of the scenario's own record (name, epochs, config, hash, random states) in a checkpoint.
-META_KEY = "sucrose"
-_FORMAT_VERSION = 1
 
 _current: contextvars.ContextVar[SucroseScenario | None] = contextvars.ContextVar(
     "sucrose_current_scenario", default=None
@@ -65,10 +62,12 @@ def set_current(ssc: SucroseScenario) -> None:
     _current.set(ssc)
 
 
-class SucroseScenario:
+class SucroseScenario(ConfigView):
     """One scenario: a domain of ``<workspace>/config.yaml`` and its checkpoint and log folders.
 
-    The domain's chain is merged once, here; ``ssc[key]`` is then a dict lookup.
+    Reading the config (``ssc[key]``, ``partial``, ``hparams``...) comes from
+    :class:`~sucrose_lightning.view.ConfigView`; this class adds the folders, the step and
+    epoch counts, the plain loop's saves and loads, and the Lightning factories.
 
     Args:
         workspace: folder holding ``config.yaml``; checkpoints go to
@@ -93,24 +92,14 @@ class SucroseScenario:
 
     def __init__(self, workspace: str | os.PathLike[str], name: str, *, config: Config | None = None) -> None:
         self._workspace = Path(workspace).expanduser().absolute()
-        self._cfg = config if config is not None else load_config(self._workspace)
-        self._cfg.require(name)
-        self._name = name
-        self._chain = self._cfg.chain(name)
-        self._values, self._origins = self._cfg.merged(name)
-        self._view = MappingProxyType(self._values)
-        self._read: set[str] = set()
+        super().__init__(config if config is not None else load_config(self._workspace), name)
         self._layout = Layout(self._workspace, name, self._cfg.settings)
-        self._lock = storage.ScenarioLock(self._layout)
+        self._store = CheckpointStore(self._layout)
+        self._session: ScenarioLock | None = None  # the plain loop's writer session
         self._num_steps = 0
         self._epochs: int | None = None  # epochs finished; read from disk on first use
 
     # ------------------------------------------------------------------ identity and layout
-
-    @property
-    def name(self) -> str:
-        """The scenario (domain) name, e.g. ``"base/case1"``."""
-        return self._name
 
     @property
     def workspace(self) -> Path:
@@ -133,119 +122,12 @@ class SucroseScenario:
         return self._layout
 
     @property
-    def config_file(self) -> Config:
-        """The parsed config file (all domains, their lines, settings and hash)."""
-        return self._cfg
+    def store(self) -> CheckpointStore:
+        """The scenario's checkpoint folder: listing, resume choice, retention, the writer's lock."""
+        return self._store
 
     def __repr__(self) -> str:
         return f"SucroseScenario({str(self._workspace)!r}, {self._name!r})"
-
-    # ------------------------------------------------------------------ reading the config
-
-    @property
-    def chain(self) -> tuple[str, ...]:
-        """The domains searched for a key, child first: ``('base/case1', 'base')``."""
-        return self._chain
-
-    @property
-    def config(self) -> Mapping[str, Any]:
-        """The merged config as a read-only mapping (reading it does not mark keys as used)."""
-        return self._view
-
-    def _missing(self, key: str) -> MissingKeyError:
-        searched = " -> ".join(self._chain)
-        return MissingKeyError(
-            f"key {key!r} is not set for scenario {self._name!r} (domains searched: {searched} "
-            f"in {self._cfg.path}){did_you_mean(str(key), self._values)}"
-        )
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            value = self._values[key]
-        except (KeyError, TypeError):
-            raise self._missing(key) from None
-        self._read.add(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``ssc[key]`` if set, else ``default``."""
-        try:
-            value = self._values[key]
-        except (KeyError, TypeError):
-            return default
-        self._read.add(key)
-        return value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._values
-
-    def config_of(self, prefix: str) -> dict[str, Any]:
-        """The keys under ``prefix.`` with the prefix removed.
-
-        Examples:
-            >>> # model.input_dim: 200, model.hidden_dim: 100, optim.lr: 0.1
-            >>> # ssc.config_of("model") -> {"input_dim": 200, "hidden_dim": 100}
-        """
-        out = under_prefix(self._values, prefix)
-        head = prefix.rstrip(".") + "." if prefix.rstrip(".") else ""
-        self._read.update(head + k for k in out)
-        return out
-
-    def origin(self, key: str) -> str:
-        """The domain that set ``key``'s value (the nearest in the chain).
-
-        Raises:
-            MissingKeyError: ``key`` is not set.
-        """
-        try:
-            return self._origins[key]
-        except (KeyError, TypeError):
-            raise self._missing(key) from None
-
-    def hparams(self, prefix: str | None = None) -> dict[str, Any]:
-        """The merged config (or the keys under ``prefix``) as a plain dict of plain values.
-
-        Meant for ``save_hyperparameters`` and loggers; it does not mark keys as used.
-        """
-        return plain(self._values if prefix is None else under_prefix(self._values, prefix))
-
-    def unused_keys(self) -> list[str]:
-        """Merged keys never read through ``ssc[...]``, ``get``, ``config_of`` or ``partial``."""
-        return sorted(k for k in self._values if k not in self._read)
-
-    def partial(
-        self, fn: Callable[..., Any], prefix: str = "", /, *, strict: bool | None = None, **kwargs: Any
-    ) -> ConfigPartial:
-        """Like ``functools.partial(fn, **config keys under prefix that fn takes)``.
-
-        Args:
-            fn: a function or class (its ``__init__`` signature, inherited ones too).
-            prefix: dotted prefix such as ``"model"``; ``prefix.<name>`` binds parameter
-                ``<name>``. ``model.encoder.dim`` goes to a parameter ``encoder`` as
-                ``{"dim": ...}`` when no ``model.encoder`` key exists. A ``**kwargs``
-                callable takes every direct key under the prefix.
-            strict: raise instead of warning about keys under the prefix that match no
-                parameter. If ``fn`` has a parameter named ``strict`` itself, give that one at
-                call time (``ssc.partial(fn, "model")(strict=True)``).
-            **kwargs: values that win over the config (as do those given at call time).
-
-        Returns:
-            A real :class:`functools.partial`; ``.keywords`` shows what was bound.
-
-        Raises:
-            SucroseError: with ``strict``, for unknown keys; when called, for a required
-                parameter that neither the config nor the call supplies.
-
-        Examples:
-            >>> # model = ssc.partial(MyNet, "model")()   # MyNet(input_dim=200, ...)
-        """
-        under = f"{prefix}." if prefix else "the top level"
-        where = f"under {under} in scenario {self._name!r} ({' -> '.join(self._chain)})"
-        part, binding = make_partial(
-            fn, prefix, self._values, where=where, strict=strict, overrides=kwargs
-        )
-        self._read.update(binding.used)
-        return part
 
     # ------------------------------------------------------------------ steps and epochs
 
@@ -274,7 +156,7 @@ class SucroseScenario:
         After ``load_state_dict`` or ``save_state_dict`` it is the epoch loaded or counted.
         """
         if self._epochs is None:
-            newest = storage.first_valid(self._layout.newest_first())
+            newest = self._store.resume_target(self._cfg.settings.ckpts_extension)
             self._epochs = newest.epochs if newest else 0
         return self._epochs
 
@@ -301,13 +183,14 @@ class SucroseScenario:
         Raises:
             LockError: another live process holds it (its pid, host and start time are named).
         """
-        if not self._lock.held:
-            self._lock.acquire()
-            storage.cleanup_temps(self._layout)
+        if self._session is None:
+            self._session = self._store.writer()
 
     def close(self) -> None:
         """Release the scenario's lock (also done at interpreter exit)."""
-        self._lock.release()
+        if self._session is not None:
+            self._session.release()
+            self._session = None
 
     def __enter__(self) -> SucroseScenario:
         return self
@@ -318,14 +201,14 @@ class SucroseScenario:
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""
         return {
-            "format": _FORMAT_VERSION,
+            "format": FORMAT_VERSION,
             "scenario": self._name,
             "epochs": epochs,
             "step": self._num_steps if step is None else step,
             "config": plain(self._values),
             "config_sha256": self._cfg.sha256,
             "config_path": str(self._cfg.path),
-            "rng": storage.rng_state(),
+            "rng": _rng.rng_state(),
         }
 
     def ckpts(self, *, plain_loop: bool = False) -> list[CkptFile]:
@@ -335,11 +218,16 @@ class SucroseScenario:
             plain_loop: list the plain-PyTorch files (``.pt``) instead of Lightning's (``.ckpt``).
 
         Examples:
-            >>> # trainer.fit(model, ckpt_path=ssc.ckpts()[-3].path)
+            >>> ssc = SucroseScenario(ws, "base")
+            >>> for _ in range(3):
+            ...     _ = ssc.save_state_dict(1, model=MyNet(2, 2, 2))
+            >>> [c.epochs for c in ssc.ckpts(plain_loop=True)], ssc.ckpts()
+            ([1, 2, 3], [])
+            >>> ssc.close()
         """
         settings = self._cfg.settings
         ext = settings.ckpts_extension if plain_loop else settings.lightning_ckpts_extension
-        return self._layout.scan(ext)
+        return self._store.files(ext)
 
     def last_ckpt(self, *, verify: bool = False) -> str | None:
         """Absolute path of the most advanced readable Lightning checkpoint, or ``None``.
@@ -348,8 +236,7 @@ class SucroseScenario:
         resumes after. Unreadable files are skipped with a warning; ``verify=True`` also
         checks every byte's CRC.
         """
-        ext = self._cfg.settings.lightning_ckpts_extension
-        newest = storage.first_valid(self._layout.newest_first(ext), verify=verify)
+        newest = self._store.resume_target(self._cfg.settings.lightning_ckpts_extension, verify=verify)
         return newest.path if newest else None
 
     def save_state_dict(self, interval: int = 1, *, save_step: bool = True, **objs: Any) -> Path | None:
@@ -373,7 +260,13 @@ class SucroseScenario:
             LockError: another live process is training this scenario.
 
         Examples:
-            >>> # ssc.save_state_dict(10, model=model, optim=optim)  # -> .../base_case1_e10.pt
+            >>> ssc = SucroseScenario(ws, "base/case1")
+            >>> model = MyNet(2, 2, 2)
+            >>> ssc.save_state_dict(2, model=model) is None  # 1 epoch counted, nothing saved
+            True
+            >>> ssc.save_state_dict(2, model=model).name
+            'base_case1_e2.pt'
+            >>> ssc.close()
         """
         if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
             raise SucroseError(f"save_state_dict interval must be a positive int, not {interval!r}")
@@ -396,11 +289,9 @@ class SucroseScenario:
         if save_step:
             payload[step_key] = self._num_steps
         payload[META_KEY] = self.meta(total)
-        newer = list(itertools.takewhile(lambda c: c.epochs >= total, self._layout.newest_first()))
-        if newer:
-            storage.move_aside(newer, self._layout, f"saving epoch {total} of a resumed run")
         path = self._layout.ckpt_path(total)
-        storage.atomic_save(payload, path, self._layout)
+        self._store.make_room(path, f"saving epoch {total} of a resumed run")
+        self._store.save(payload, path)
         self._epochs = total
         log.info("saved %s", path)
         return path
@@ -437,22 +328,50 @@ class SucroseScenario:
                 can be read.
 
         Examples:
-            >>> # ssc.load_state_dict(model=model, optim=optim, loader_kwds={'weights_only': True})
+            >>> with SucroseScenario(ws, "base") as ssc:
+            ...     _ = ssc.save_state_dict(1, model=MyNet(2, 2, 2), note="hello")
+            >>> ssc = SucroseScenario(ws, "base")
+            >>> model = MyNet(2, 2, 2)
+            >>> ssc.load_state_dict(model=model, loader_kwds={"weights_only": True})
+            {'note': 'hello'}
+            >>> ssc.last_epoch
+            1
         """
-        files = self._layout.scan()
+        plain_ext = self._cfg.settings.ckpts_extension
+        files = self._store.files(plain_ext)
         if epoch is not None:
             files = [c for c in files if c.epochs == epoch]
             if not files:
-                have = sorted({c.epochs for c in self._layout.scan()})
+                have = sorted({c.epochs for c in self._store.files(plain_ext)})
                 raise CheckpointError(
                     f"scenario {self._name!r} has no checkpoint after {epoch} epochs in "
                     f"{self.ckpts_dir} (have: {have or 'none'})"
                 )
-        ckpt, data = self._load_newest(files, verify, loader_kwds, load_rng, epoch)
-        if ckpt is None:
+
+        def accept(ckpt: CkptFile, data: dict[str, Any]) -> None:
+            record = read_record(data, ckpt.path)
+            if load_rng and record is not None and record.get("rng") is not None:
+                try:
+                    _rng.restore_rng(record["rng"])
+                except Exception as err:
+                    raise DamagedCheckpointError(
+                        f"checkpoint {ckpt.path} has a damaged random state ({type(err).__name__}: {err})"
+                    ) from err
+
+        try:
+            found = self._store.load_newest(files, verify=verify, loader_kwds=loader_kwds, accept=accept)
+        except DamagedCheckpointError as err:
+            if epoch is None:
+                raise
+            raise CheckpointError(
+                f"the checkpoint of scenario {self._name!r} after {epoch} epochs, {files[0].path}, "
+                "cannot be read; load another epoch (ssc.ckpts(plain_loop=True) lists them)"
+            ) from err
+        if found is None:
             log.info("no checkpoint for scenario %r in %s; starting fresh", self._name, self.ckpts_dir)
             self._epochs = 0 if epoch is None else self._epochs
             return {}
+        ckpt, data = found
         missing = [k for k in objs if k not in data]
         if missing:
             raise CheckpointError(
@@ -474,53 +393,12 @@ class SucroseScenario:
         if load_step and isinstance(data.get(step_key), int):
             self._num_steps = data[step_key]
         self._epochs = ckpt.epochs
+        record = read_record(data, ckpt.path)
+        text = None if record is None else drift(record, self._name, self.hparams(), self._cfg.path)
+        if text is not None:
+            warnings.warn(text, SucroseConfigWarning, stacklevel=2)
         log.info("loaded %s (epochs %d, step %d)", ckpt.path, ckpt.epochs, self._num_steps)
         return {k: v for k, v in data.items() if k not in objs and k not in (step_key, META_KEY)}
-
-    def _load_newest(
-        self,
-        files: list[CkptFile],
-        verify: bool,
-        loader_kwds: Mapping[str, Any] | None,
-        load_rng: bool,
-        epoch_wanted: int | None = None,
-    ) -> tuple[CkptFile | None, dict[str, Any]]:
-        """Load the newest readable file of ``files`` (and restore its random states),
-        falling back past unreadable ones with a warning."""
-        remaining = list(files)
-        while remaining:
-            ckpt = storage.newest_valid(remaining, verify=verify)
-            if ckpt is None:
-                break
-            try:
-                data = storage.torch_load(ckpt.path, loader_kwds)
-                if not isinstance(data, dict):
-                    raise DamagedCheckpointError(
-                        f"checkpoint {ckpt.path} holds a {type(data).__name__}, not a dict"
-                    )
-                meta = data.get(META_KEY)
-                if load_rng and isinstance(meta, dict) and meta.get("rng") is not None:
-                    try:
-                        storage.restore_rng(meta["rng"])
-                    except Exception as err:
-                        raise DamagedCheckpointError(
-                            f"checkpoint {ckpt.path} has a damaged random state ({type(err).__name__}: {err})"
-                        ) from err
-                return ckpt, data
-            except DamagedCheckpointError as err:
-                storage.warn_skipped(ckpt.path, str(err))
-                remaining = [c for c in remaining if c.order < ckpt.order]
-        if len(files) == 1 and files[0].epochs == epoch_wanted:
-            raise CheckpointError(
-                f"the checkpoint of scenario {self._name!r} after {epoch_wanted} epochs, {files[0].path}, "
-                "cannot be read; load another epoch (ssc.ckpts(plain_loop=True) lists them)"
-            )
-        if files:
-            raise CheckpointError(
-                f"none of the {len(files)} checkpoint(s) of scenario {self._name!r} in "
-                f"{self.ckpts_dir} can be read; move them away to start fresh"
-            )
-        return None, {}
 
     # ------------------------------------------------------------------ logging
 
@@ -531,8 +409,12 @@ class SucroseScenario:
             **kwargs: passed to ``SummaryWriter`` (``log_dir`` is fixed to the scenario's).
 
         Examples:
-            >>> # writer = ssc.start_pytorch_tensorboard()
-            >>> # writer.add_scalar("loss", loss, ssc.num_steps)
+            >>> ssc = SucroseScenario(ws, "base")
+            >>> writer = ssc.start_pytorch_tensorboard()
+            >>> writer.add_scalar("loss", 0.5, ssc.num_steps)
+            >>> writer.close()
+            >>> [p.name.split(".")[0] for p in ssc.logs_dir.iterdir()]
+            ['events']
         """
         if "log_dir" in kwargs:
             raise SucroseError("start_pytorch_tensorboard() writes to the scenario's logs_dir; drop log_dir=")
@@ -559,4 +441,3 @@ class SucroseScenario:
         from .lightning import make_logger
 
         return make_logger(self, **options)
-

@@ -100,8 +100,16 @@ def trainer(ssc: Any, max_epochs: int, logger: bool = False, **ckpt_options: Any
     )
 
 
-def fit(ssc: Any, max_epochs: int, *, val: bool = False, logger: bool = False, ckpt: Any = "auto",
-        seed: int = 0, **ckpt_options: Any) -> tuple[pl.Trainer, TinyModule]:
+def fit(
+    ssc: Any,
+    max_epochs: int,
+    *,
+    val: bool = False,
+    logger: bool = False,
+    ckpt: Any = "auto",
+    seed: int = 0,
+    **ckpt_options: Any,
+) -> tuple[pl.Trainer, TinyModule]:
     """Seed, build, and fit to ``max_epochs`` resuming from ``ssc.last_ckpt()`` by default."""
     pl.seed_everything(seed, verbose=False)
     model = make_model(ssc)
@@ -186,18 +194,18 @@ def child_hold_lock(ws: str, name: str, ready: Any, done: Any) -> None:
 
 def _ddp_main(ws: str, name: str, out: str) -> None:
     quiet()
-    from sucrose_lightning import storage
+    from sucrose_lightning import _atomic
 
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     writes = Path(out).with_suffix(f".writes{rank}")
-    real_save = storage.atomic_save
+    real_save = _atomic.atomic_save
 
-    def counting_save(obj: Any, final: Path, layout: Any) -> None:
+    def counting_save(obj: Any, final: Path) -> None:
         with open(writes, "a") as f:
             f.write(f"{final}\n")
-        real_save(obj, final, layout)
+        real_save(obj, final)
 
-    storage.atomic_save = counting_save  # type: ignore[assignment]
+    _atomic.atomic_save = counting_save  # type: ignore[assignment]
     ssc = sucrose.scenario(ws, name)
     results = []
     for epochs in (2, 3):  # a first run, then a resumed one
@@ -217,8 +225,15 @@ def _ddp_main(ws: str, name: str, out: str) -> None:
             log_every_n_steps=1,
         )
         t.fit(model, train_dl, ckpt_path=last)
-        results.append({"resumed_from": last, "epoch": t.current_epoch, "step": t.global_step,
-                        "last_after": ssc.last_ckpt(), "log_dir": t.logger.log_dir if t.logger else None})
+        results.append(
+            {
+                "resumed_from": last,
+                "epoch": t.current_epoch,
+                "step": t.global_step,
+                "last_after": ssc.last_ckpt(),
+                "log_dir": t.logger.log_dir if t.logger else None,
+            }
+        )
     Path(out).with_suffix(f".rank{t.global_rank}.json").write_text(json.dumps(results))
 
 

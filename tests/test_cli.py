@@ -472,3 +472,82 @@ def test_prune_refuses_while_the_scenario_is_training(ws_copy: Path) -> None:
         assert not (ws_copy / "ckpts/base/wide/base_wide_e1.pt").exists()
     finally:
         holder.communicate("\n", timeout=30)
+
+
+# --------------------------------------------------------------------------- compute functions, no stdout
+
+
+def test_ls_report_data(ws: Path) -> None:
+    from sucrose_lightning.cli.ls import files_json, ls_report
+
+    report = ls_report(ws, load_config(ws))
+    assert [(e.files.name, e.depth, e.parent) for e in report.scenarios] == [
+        ("base", 0, None),
+        ("base/wide", 1, "base"),
+        ("base/wide/lr3", 2, "base/wide"),
+        ("base/small", 1, "base"),
+    ]
+    files = {e.files.name: e.files for e in report.scenarios}
+    newest = files["base/wide"].newest
+    assert newest is not None and (newest.epochs, newest.step) == (3, 17)
+    assert len(files["base/wide"].ckpts) == 4 and files["base"].logs and not files["base/small"].ckpts
+    assert [o.name for o in report.orphans] == ["base/old"]
+    assert files_json(report.orphans[0])["epochs"] == 7
+
+
+def test_prune_plan_and_dry_run_data(ws_copy: Path) -> None:
+    from sucrose_lightning.cli.prune import prune, prune_plan
+    from sucrose_lightning.inventory import store_of
+
+    folder = ws_copy / "ckpts/base/wide"
+    (folder / "base_wide_e1.ckpt").write_bytes(b"")  # unreadable: never deleted
+    store = store_of(ws_copy, "base/wide", load_config(ws_copy).settings)
+    plan = prune_plan(store, keep=1)
+    assert [Path(c.path).name for c in plan.delete] == ["base_wide_e1.pt", "base_wide_e2.pt"]
+    assert [Path(c.path).name for c in plan.kept] == ["base_wide_e3.pt", "base_wide_e3_s17.ckpt"]
+    assert [Path(c.path).name for c in plan.unreadable] == ["base_wide_e1.ckpt"]
+    assert plan.freed == sum((folder / n).stat().st_size for n in ("base_wide_e1.pt", "base_wide_e2.pt"))
+    before = sorted(p.name for p in folder.iterdir())
+    dry = prune(store, 1)
+    assert dry.dry_run and dry.deleted == [] and sorted(p.name for p in folder.iterdir()) == before
+    done = prune(store, 1, yes=True)
+    assert [Path(p).name for p in done.deleted] == ["base_wide_e1.pt", "base_wide_e2.pt"]
+    assert done.failed == [] and not (folder / "base_wide_e1.pt").exists()
+
+
+def test_check_report_problems_data(ws_copy: Path) -> None:
+    from sucrose_lightning.cli.check import check_report, render_check
+
+    truncated = ws_copy / "ckpts/base/base_e4.pt"
+    truncated.write_bytes(truncated.read_bytes()[:-100])
+    leftover = ws_copy / f"ckpts/base/wide/.base_wide_e4.pt.{DEAD_PID}.99.tmp"
+    leftover.write_bytes(b"partial")
+    live = ws_copy / f"ckpts/base/.base_e5.pt.{os.getpid()}.1.tmp"
+    live.write_bytes(b"PK")
+    report = check_report(ws_copy)
+    assert [(p.kind, Path(p.path).name) for p in report.problems] == [
+        ("ckpt", "base_e4.pt"),
+        ("temp", leftover.name),
+        ("orphan", "old"),
+    ]
+    assert report.problems[0].path == str(truncated)
+    assert [(n.path, n.message) for n in report.notes] == [
+        (str(live), "a save in progress (its process is running)")
+    ]
+    assert (report.ok, report.scenarios, report.ckpts, report.verify) == (False, 4, 11, False)
+    assert render_check(report).code == 1
+
+
+def test_show_and_diff_report_data(ws: Path) -> None:
+    from sucrose_lightning.cli.diff import diff_report
+    from sucrose_lightning.cli.show import show_report
+
+    cfg = load_config(ws)
+    shown = show_report(cfg, "base/wide/lr3", prefix="optim")
+    assert shown.chain == ["base/wide/lr3", "base/wide", "base"]
+    assert [(r.key, r.value, r.origin, [(o.domain, o.value) for o in r.overrides]) for r in shown.rows] == [
+        ("optim.lr", 0.001, "base/wide/lr3", [("base", 0.01)])
+    ]
+    diff = diff_report(cfg, "base/wide", "base/wide/lr3")
+    assert [(r.key, r.a, r.b) for r in diff.differ] == [("optim.lr", 0.01, 0.001)]
+    assert (diff.only_a, diff.only_b, diff.same) == ({}, {"train.warmup": 100}, 3)

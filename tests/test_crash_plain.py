@@ -30,7 +30,7 @@ import torch
 from child_procs import preloaded_forkserver
 
 import sucrose_lightning as sucrose
-from sucrose_lightning import storage
+from sucrose_lightning import _atomic, _rng
 from sucrose_lightning.errors import (
     CheckpointError,
     LockError,
@@ -208,7 +208,7 @@ def test_sigkill_at_random_moments_then_resume_matches_uninterrupted(tmp_path, c
         # no file with a final name is partial: the new ones are complete (CRC-checked) and load
         for epochs, path in final_files(ws).items():
             if epochs >= newest_before:
-                assert storage.check_file(path, verify=True) is None, path
+                assert _atomic.check_file(path, verify=True) is None, path
                 assert load(path)["sucrose"]["epochs"] == epochs
         run += 1
     assert kills_mid_training >= MIN_KILLS, f"only {kills_mid_training} of {kills} kills landed mid-training"
@@ -263,9 +263,9 @@ def test_restore_rng_round_trip_in_process():
     random.seed(5)
     np.random.seed(5)
     torch.manual_seed(5)
-    state = storage.rng_state()
+    state = _rng.rng_state()
     first = (random.random(), np.random.rand(), torch.rand(1).item())
-    storage.restore_rng(state)
+    _rng.restore_rng(state)
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
 
 
@@ -324,7 +324,7 @@ def test_bad_newest_file_falls_back_with_warning_then_moved_aside(tmp_path, thre
     ssc.close()
     assert path == ckpt(ws, 3)
     assert (ckpt_dir(ws) / ABANDONED_FOLDER / f"{STEM}_e3.pt").read_bytes() == bad_bytes
-    assert storage.check_file(path, verify=True) is None
+    assert _atomic.check_file(path, verify=True) is None
     assert load(path)["sucrose"]["epochs"] == 3
     assert sucrose.scenario(ws, NAME).last_epoch == 3
 
@@ -334,8 +334,8 @@ def test_flipped_byte_is_only_caught_with_verify(tmp_path, three_epochs):
     ws = tmp_path / "ws"
     shutil.copytree(three_epochs, ws)
     flip_tensor_byte(ckpt(ws, 3))
-    assert storage.check_file(ckpt(ws, 3)) is None
-    assert "CRC" in storage.check_file(ckpt(ws, 3), verify=True)
+    assert _atomic.check_file(ckpt(ws, 3)) is None
+    assert "CRC" in _atomic.check_file(ckpt(ws, 3), verify=True)
     ssc, model, optim = fresh(ws)
     with warnings.catch_warnings():
         warnings.simplefilter("error", SucroseWarning)
@@ -386,13 +386,13 @@ def test_resuming_from_an_older_epoch_moves_newer_files_aside(tmp_path, three_ep
 def test_save_streams_into_a_hidden_temp_file_in_the_same_folder(tmp_path, monkeypatch):
     ws = ws_of(tmp_path, "ws")
     seen = []
-    real = storage._serialize
+    real = _atomic._serialize
 
     def spy(obj, stream):
         seen.append((Path(stream.name), ckpt(ws, 1).exists()))
         real(obj, stream)
 
-    monkeypatch.setattr(storage, "_serialize", spy)
+    monkeypatch.setattr(_atomic, "_serialize", spy)
     ssc, model, _ = fresh(ws)
     ssc.save_state_dict(1, model=model)
     ssc.close()
@@ -461,22 +461,22 @@ def test_failed_write_keeps_old_checkpoint_and_epoch(tmp_path, monkeypatch, how,
         ssc.step()
 
     if how == "serialize_enospc":
-        monkeypatch.setattr(storage, "_serialize", _partial_then(OSError(errno.ENOSPC, "No space left")))
+        monkeypatch.setattr(_atomic, "_serialize", _partial_then(OSError(errno.ENOSPC, "No space left")))
     elif how == "torch_save_enospc":
-        monkeypatch.setattr(storage, "_serialize", _torch_save_into_full_disk)
+        monkeypatch.setattr(_atomic, "_serialize", _torch_save_into_full_disk)
     elif how == "dev_full":  # the kernel's own ENOSPC, through torch.save and Python's buffered file
         real_open = open
 
         def dev_full(path, mode="r"):
             return real_open("/dev/full", mode)
 
-        monkeypatch.setattr(storage, "open", dev_full, raising=False)
+        monkeypatch.setattr(_atomic, "open", dev_full, raising=False)
     else:
 
         def deny(path, mode="r"):
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-        monkeypatch.setattr(storage, "open", deny, raising=False)
+        monkeypatch.setattr(_atomic, "open", deny, raising=False)
 
     with pytest.raises(CheckpointError, match=message) as info:
         ssc.save_state_dict(1, model=model, optim=optim)
@@ -499,7 +499,7 @@ def test_failed_write_with_interval_does_not_count_the_epoch(tmp_path, monkeypat
     ws = ws_of(tmp_path, "ws")
     ssc, model, _ = fresh(ws)
     assert ssc.save_state_dict(2, model=model) is None  # epoch 1 counted, not saved
-    monkeypatch.setattr(storage, "_serialize", _partial_then(OSError(errno.ENOSPC, "No space left")))
+    monkeypatch.setattr(_atomic, "_serialize", _partial_then(OSError(errno.ENOSPC, "No space left")))
     with pytest.raises(CheckpointError):
         ssc.save_state_dict(2, model=model)
     assert ssc.last_epoch == 1

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 import sucrose_lightning as sucrose
-from sucrose_lightning import storage
+from sucrose_lightning import _atomic, _lock
 from sucrose_lightning.errors import (
     CheckpointError,
     LockError,
@@ -153,7 +153,7 @@ def test_changed_config_warns_with_diff_and_strict_refuses(tmp_path):
     with pytest.raises(SucroseError, match=r"optim\.lr: 0\.1 -> 0\.05"):
         H.fit(ssc, 2, strict_config=True)
     assert names(ssc) == ["base_case1_e1.ckpt"]
-    assert os.path.realpath(ssc.layout.lock_path) not in storage.ScenarioLock._held  # released anyway
+    assert os.path.realpath(ssc.layout.lock_path) not in _lock.ScenarioLock._held  # released anyway
     with pytest.warns(SucroseConfigWarning) as rec:
         H.fit(ssc, 2)
     text = "\n".join(str(w.message) for w in rec if "differs" in str(w.message))
@@ -212,8 +212,12 @@ def test_mid_epoch_saves_carry_the_global_step(ssc):
     # 4 batches per epoch; a save every 2 steps also fires on each epoch's last batch,
     # before Lightning counts that epoch: it is stamped with the epochs finished before it.
     H.fit(ssc, 2, every_n_train_steps=2)
-    assert names(ssc) == ["base_case1_e0_s2.ckpt", "base_case1_e0_s4.ckpt",
-                          "base_case1_e1_s6.ckpt", "base_case1_e1_s8.ckpt"]
+    assert names(ssc) == [
+        "base_case1_e0_s2.ckpt",
+        "base_case1_e0_s4.ckpt",
+        "base_case1_e1_s6.ckpt",
+        "base_case1_e1_s8.ckpt",
+    ]
     assert ssc.last_ckpt().endswith("base_case1_e1_s8.ckpt")
     t, _ = H.fit(ssc, 3, every_n_train_steps=2)  # resumes from the epoch's last batch
     assert t.global_step == 12
@@ -247,12 +251,12 @@ def test_failed_write_raises_naming_the_path_and_keeps_old(ssc, monkeypatch, cod
         stream.write(b"partial")
         raise OSError(code, os.strerror(code))
 
-    monkeypatch.setattr(storage, "_serialize", fail)
+    monkeypatch.setattr(_atomic, "_serialize", fail)
     target = ssc.ckpts_dir / "base_case1_e2.ckpt"
     with pytest.raises(CheckpointError, match=str(target).replace(".", r"\.")):
         H.fit(ssc, 2)
     monkeypatch.undo()
-    assert str(ssc.layout.lock_path) not in storage.ScenarioLock._held
+    assert str(ssc.layout.lock_path) not in _lock.ScenarioLock._held
     assert names(ssc) == ["base_case1_e1.ckpt"]
     assert Path(ssc.last_ckpt()).read_bytes() == before
     assert not list(ssc.layout.temp_files())
@@ -266,7 +270,7 @@ def test_truncated_newest_falls_back_with_warning(ssc):
         assert ssc.last_ckpt() == str(ssc.ckpts_dir / "base_case1_e1.ckpt")
     with pytest.warns(SucroseWarning):
         t, _ = H.fit(ssc, 2)
-    assert t.global_step == 8 and storage.check_file(ssc.last_ckpt()) is None
+    assert t.global_step == 8 and _atomic.check_file(ssc.last_ckpt()) is None
 
 
 def test_leftover_temp_files_ignored_and_cleaned(ssc):
@@ -339,8 +343,9 @@ def test_saves_bypass_lightnings_buffering_checkpoint_io(ssc, monkeypatch):
 
     monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", buffered)
     streamed = []
-    real = storage.atomic_save
-    monkeypatch.setattr(storage, "atomic_save", lambda obj, final, layout: (streamed.append(final.name),
-                                                                            real(obj, final, layout)))
+    real = _atomic.atomic_save
+    monkeypatch.setattr(
+        _atomic, "atomic_save", lambda obj, final: (streamed.append(final.name), real(obj, final))
+    )
     H.fit(ssc, 2, save_last=True)
     assert streamed == ["base_case1_e1.ckpt", "last.ckpt", "base_case1_e2.ckpt", "last.ckpt"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import sucrose_lightning as sucrose
-from sucrose_lightning import storage
+from sucrose_lightning import _atomic
 
 EPOCHS = 10
 BATCHES = 32  # 128 samples in batches of 4
@@ -80,7 +80,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_equal(tmp_path):
         kills += killed
         # every file with a final name is complete, and progress never goes backwards
         for ckpt in ssc.ckpts():
-            assert storage.check_file(ckpt.path, verify=True) is None, ckpt.path
+            assert _atomic.check_file(ckpt.path, verify=True) is None, ckpt.path
         if newest is not None:
             assert ssc.ckpts()[-1].order >= newest.order
     assert kills >= MIN_KILLS - 2, f"only {kills} kills landed"

@@ -251,7 +251,9 @@ def test_two_processes_train_then_resume(seed_ws, tmp_path):
     def run(ws, epochs, out):
         res = subprocess.run(
             [sys.executable, str(script), str(ws), str(epochs), str(out)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return res.stdout.split()
 

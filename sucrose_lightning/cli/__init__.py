@@ -1,0 +1,152 @@
+"""The ``sucrose`` command: see, compare, check, plot and prune a workspace's scenarios.
+
+Subcommands (``sucrose -h`` and ``sucrose SUBCOMMAND -h`` for details)::
+
+    sucrose ls                          tree of scenarios: epochs done, checkpoints, size, logs
+    sucrose show SCENARIO [--prefix P]  merged config: value, origin domain, overridden values
+    sucrose diff A B                    keys that differ, keys only in A, keys only in B
+    sucrose check [--verify]            config problems, unreadable checkpoints, leftovers
+    sucrose plot A [B ...] --tag TAG    one PNG comparing a TensorBoard scalar across scenarios
+    sucrose scalars A [B ...] --tag TAG the same data as CSV or JSON
+    sucrose prune SCENARIO --keep K     delete all but the newest K checkpoints (with --yes)
+
+Exit codes: 0 fine, 1 a problem was found (``check``), the config file is broken or there was
+nothing to plot, 2 a usage error (unknown scenario, bad option, missing workspace, missing
+optional dependency). Errors are one clear message on stderr, never a traceback.
+
+``ls``, ``show``, ``diff`` and ``check`` (without ``--verify``) import neither torch, lightning,
+tensorboard nor matplotlib, so they start in a fraction of a second. Nothing here imports
+torch at all: ``check --verify`` CRC-checks the zip archives with :mod:`zipfile`.
+
+Each subcommand has a module (:mod:`.ls`, :mod:`.show`, :mod:`.diff`, :mod:`.check`,
+:mod:`.prune`, :mod:`.logs`) with a function that computes plain data (``ls_report``,
+``check_report``, ``prune``, ...) and one that renders it (``render_ls``, ...) into an
+:class:`~.render.Output`; :func:`main` parses, computes, renders and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import ConfigError, SucroseError
+from ..inventory import store_of
+from .check import check_report, render_check
+from .common import PROG, UsageError, error_line, load_workspace, require_scenario, workspace_folder
+from .diff import diff_report, render_diff
+from .logs import (
+    PLOT_INSTALL_HINT,
+    _default_png,
+    plot_available,
+    plot_figure,
+    render_plot,
+    render_scalars,
+    render_tags,
+    scalars_report,
+    write_plot,
+)
+from .ls import ls_report, render_ls
+from .parser import build_parser
+from .prune import prune, render_prune
+from .render import Output
+from .show import render_show, show_report
+
+__all__ = ["PLOT_INSTALL_HINT", "UsageError", "_default_png", "build_parser", "main", "plot_figure"]
+
+
+def run_command(args: argparse.Namespace) -> Output:
+    """Compute what ``args`` asks for, then render it (nothing is printed yet).
+
+    Raises:
+        UsageError: the command cannot run as asked.
+        ConfigError: ``config.yaml`` is broken (``check`` reports it instead).
+    """
+    command, fmt = args.command, args.format
+    if command == "check":
+        return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
+    if command == "plot" and not args.list_tags and not plot_available():
+        out = Output(code=2)
+        out.err(f"{PROG}: {PLOT_INSTALL_HINT}")
+        return out
+    ws, cfg = load_workspace(args.workspace)
+    if command == "ls":
+        return render_ls(ls_report(ws, cfg), fmt)
+    if command == "show":
+        require_scenario(cfg, args.scenario)
+        return render_show(show_report(cfg, args.scenario, args.prefix), fmt, args.origin)
+    if command == "diff":
+        require_scenario(cfg, args.a)
+        require_scenario(cfg, args.b)
+        return render_diff(diff_report(cfg, args.a, args.b), fmt)
+    if command == "prune":
+        require_scenario(cfg, args.scenario)
+        store = store_of(ws, args.scenario, cfg.settings)
+        return render_prune(prune(store, args.keep, yes=args.yes, force=args.force), fmt)
+    # plot and scalars
+    for name in args.scenarios:
+        require_scenario(cfg, name)
+    report = scalars_report(ws, cfg, args.scenarios, None if args.list_tags else args.tag)
+    if args.list_tags:
+        return render_tags(report, "json" if fmt == "json" else "table")
+    if command == "scalars":
+        return render_scalars(report, fmt)
+    return render_plot(write_plot(report, args.output), fmt)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sucrose`` command; returns the exit code.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``), e.g.
+            ``["-w", "path/to/workspace", "show", "base/case1", "--format", "yaml"]``.
+
+    Returns:
+        0 fine, 1 a problem found, 2 a usage error.
+
+    Examples:
+        >>> import contextlib, io
+        >>> with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        ...     code = main(["--version"])
+        >>> code, stdout.getvalue().startswith("sucrose ")
+        (0, True)
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse: usage errors exit 2, -h exits 0
+        return int(stop.code or 0)
+    if args.version:
+        from .. import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command in ("plot", "scalars") and not args.list_tags and not args.tag:
+        print(
+            f"{PROG} {args.command}: error: --tag is required (or --list-tags to see them)", file=sys.stderr
+        )
+        return 2
+    try:
+        return run_command(args).emit()
+    except UsageError as err:
+        print(error_line(err), file=sys.stderr)
+        return 2
+    except ConfigError as err:
+        print(f"{error_line(err)}\n(run 'sucrose check' for every problem of the workspace)", file=sys.stderr)
+        return 1
+    except SucroseError as err:
+        print(error_line(err), file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `sucrose ls | head`
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130

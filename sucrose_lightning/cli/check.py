@@ -1,0 +1,171 @@
+"""``sucrose check``: every problem of a workspace at once.
+
+Config problems come from :func:`~sucrose_lightning.config.load_config`, each scenario's file
+problems from its :meth:`~sucrose_lightning.store.CheckpointStore.problems`, orphan folders from
+:func:`~sucrose_lightning.inventory.find_orphans`; this module only collects and prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import CONFIG_FILE, Config, WorkspaceSettings, load_config
+from ..errors import ConfigError
+from ..inventory import all_folders, find_orphans, scenario_files, store_of
+from .render import Output, rel, to_json
+
+__all__ = ["CheckReport", "Note", "Problem", "check_report", "render_check"]
+
+
+@dataclass
+class Problem:
+    """One problem: its kind (``config``, ``ckpt``, ``temp``, ``orphan``), the path, the message."""
+
+    kind: str
+    path: str
+    message: str
+
+
+@dataclass
+class Note:
+    """Something worth knowing that is not a problem; ``path`` is ``None`` for the whole workspace."""
+
+    path: str | None
+    message: str
+
+    def text(self) -> str:
+        """The note as printed: the path (relative when inside the current folder), then the message.
+
+        Examples:
+            >>> Note("/ws/ckpts/base/.base_e2.pt.7.1.tmp", "a save in progress").text()
+            '/ws/ckpts/base/.base_e2.pt.7.1.tmp: a save in progress'
+            >>> Note(None, "config.yaml could not be read").text()
+            'config.yaml could not be read'
+        """
+        return self.message if self.path is None else f"{rel(self.path)}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    """What ``sucrose check`` found.
+
+    Attributes:
+        problems: every problem, config problems first, then per scenario.
+        notes: saves in progress, and what could not be checked.
+        scenarios: how many scenarios the config has (0 when it cannot be read).
+        ckpts: how many checkpoints were checked.
+        verify: whether every byte was CRC-checked.
+    """
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    scenarios: int = 0
+    ckpts: int = 0
+    verify: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether no problem was found."""
+        return not self.problems
+
+
+def check_report(ws: Path, verify: bool = False) -> CheckReport:
+    """Check the config, every checkpoint, leftover temporary files and orphan folders of ``ws``.
+
+    With a broken ``config.yaml`` the files are still checked, in every folder under the
+    default checkpoint folder (the layout settings and the domains are unknown then).
+
+    Examples:
+        >>> import tempfile
+        >>> ws = Path(tempfile.mkdtemp())
+        >>> _ = (ws / "config.yaml").write_text("base: {}\\n")
+        >>> report = check_report(ws)
+        >>> report.ok, report.scenarios, report.ckpts
+        (True, 1, 0)
+    """
+    report = CheckReport(verify=verify)
+    cfg: Config | None = None
+    if not (ws / CONFIG_FILE).exists():
+        report.problems.append(Problem("config", str(ws / CONFIG_FILE), f"no {CONFIG_FILE} in {ws}"))
+    else:
+        try:
+            cfg = load_config(ws)
+        except ConfigError as err:
+            report.problems.extend(Problem("config", str(err.path), text) for text in err.problems)
+    settings = cfg.settings if cfg is not None else WorkspaceSettings()
+    if cfg is None:
+        report.notes.append(
+            Note(
+                None,
+                f"{CONFIG_FILE} could not be read: checked the files under the default folder "
+                f"{settings.ckpts_folder}/ only (a workspace.ckpts_folder setting is unknown until "
+                "it is fixed)",
+            )
+        )
+        orphans: list[str] = []
+        names = all_folders(ws / settings.ckpts_folder)
+    else:
+        orphans = find_orphans(ws, cfg)
+        names = [*cfg.scenarios, *orphans]
+        report.scenarios = len(cfg.scenarios)
+    for name in names:
+        problems, notes, checked = store_of(ws, name, settings).problems(verify=verify)
+        report.ckpts += checked
+        report.problems.extend(Problem(*p) for p in problems)
+        report.notes.extend(Note(*n) for n in notes)
+    for name in orphans:
+        info = scenario_files(ws, name, settings)
+        where = [
+            str(p)
+            for p in (ws / settings.ckpts_folder / name, ws / settings.logs_folder / name)
+            if p.is_dir()
+        ]
+        report.problems.append(
+            Problem(
+                "orphan",
+                where[0],
+                f"folder of {name!r}, which is not a domain in {CONFIG_FILE} "
+                f"({len(info.ckpts)} checkpoint(s), logs: {'yes' if info.logs else 'no'}); add "
+                f"'{name}:' back to {CONFIG_FILE} or move " + " and ".join(rel(w) for w in where) + " away",
+            )
+        )
+    return report
+
+
+def _json(report: CheckReport) -> dict[str, Any]:
+    return {
+        "ok": report.ok,
+        "problems": [{"kind": p.kind, "path": p.path, "message": p.message} for p in report.problems],
+        "notes": [n.text() for n in report.notes],
+        "checked": {"scenarios": report.scenarios, "ckpts": report.ckpts},
+        "verify": report.verify,
+    }
+
+
+def render_check(report: CheckReport, fmt: str = "text") -> Output:
+    """The report as text (``fmt="text"``) or JSON (``"json"``); exit code 1 when there is a problem.
+
+    Examples:
+        >>> out = render_check(CheckReport(scenarios=2, ckpts=5))
+        >>> print(out.stdout(), end=""); out.code
+        ok: 2 scenario(s), 5 checkpoint(s) checked, no problems
+        0
+    """
+    out = Output(code=0 if report.ok else 1)
+    if fmt == "json":
+        out.out(to_json(_json(report)))
+        return out
+    for p in report.problems:
+        # config problems already start with file:line:col
+        out.out(p.message if p.kind == "config" else f"{rel(p.path)}: {p.message}")
+    for note in report.notes:
+        out.out(f"note: {note.text()}")
+    what = f"{report.scenarios} scenario(s), {report.ckpts} checkpoint(s)"
+    what += " (CRC-verified)" if report.verify else ""
+    if report.ok:
+        out.out(f"ok: {what} checked, no problems")
+    else:
+        out.out(f"{len(report.problems)} problem(s) found; checked {what}")
+    return out

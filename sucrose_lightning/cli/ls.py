@@ -1,0 +1,141 @@
+"""``sucrose ls``: the scenario tree with what each scenario has on disk, and orphan folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import CONFIG_FILE, Config
+from ..inventory import find_orphans, scenario_files, scenario_tree
+from ..store import ScenarioFiles
+from .render import Output, human_size, iso_time, local_time, table, to_json
+
+__all__ = ["LsEntry", "LsReport", "files_json", "ls_report", "render_ls"]
+
+_HEADERS = ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS"]
+
+
+@dataclass
+class LsEntry:
+    """One scenario of the tree.
+
+    Attributes:
+        files: what it has on disk.
+        depth: 0 for a top-level domain, 1 for its children, ...
+        parent: its nearest ancestor domain, or ``None``.
+    """
+
+    files: ScenarioFiles
+    depth: int
+    parent: str | None
+
+
+@dataclass
+class LsReport:
+    """What ``sucrose ls`` shows.
+
+    Attributes:
+        workspace: the workspace folder.
+        config: its ``config.yaml``.
+        scenarios: every scenario in tree order.
+        orphans: folders with files but no domain, by name.
+    """
+
+    workspace: Path
+    config: Path
+    scenarios: list[LsEntry]
+    orphans: list[ScenarioFiles]
+
+
+def ls_report(ws: Path, cfg: Config) -> LsReport:
+    """The inventory of every scenario of ``cfg`` (tree order) and of the orphan folders.
+
+    Examples:
+        >>> import tempfile
+        >>> ws = Path(tempfile.mkdtemp())
+        >>> report = ls_report(ws, Config(ws / "config.yaml", {"base": {}, "base/wide": {}}))
+        >>> [(e.files.name, e.depth, e.parent) for e in report.scenarios], report.orphans
+        ([('base', 0, None), ('base/wide', 1, 'base')], [])
+    """
+    scenarios = [
+        LsEntry(scenario_files(ws, name, cfg.settings), depth, cfg.nearest_ancestor(name))
+        for name, depth in scenario_tree(cfg)
+    ]
+    orphans = [scenario_files(ws, name, cfg.settings) for name in find_orphans(ws, cfg)]
+    return LsReport(ws, cfg.path, scenarios, orphans)
+
+
+def files_json(info: ScenarioFiles) -> dict[str, Any]:
+    """One scenario's inventory as plain data for ``--format json``.
+
+    Examples:
+        >>> files_json(ScenarioFiles("base"))["epochs"] is None
+        True
+    """
+    newest = info.newest
+    return {
+        "name": info.name,
+        "epochs": newest.epochs if newest else None,
+        "step": newest.step if newest else None,
+        "ckpts": len(info.ckpts),
+        "size": info.total_size,
+        "newest_time": iso_time(info.newest_time),
+        "logs": info.logs,
+        "unreadable_newer": info.unreadable_newer,
+    }
+
+
+def _row(label: str, info: ScenarioFiles) -> list[str]:
+    newest = info.newest
+    epochs = (
+        "-" if newest is None else str(newest.epochs) + ("" if newest.step is None else f" s{newest.step}")
+    )
+    if info.unreadable_newer:
+        epochs += " *"
+    return [
+        label,
+        epochs,
+        str(len(info.ckpts)),
+        human_size(info.total_size) if info.ckpts else "-",
+        local_time(info.newest_time),
+        "yes" if info.logs else "no",
+    ]
+
+
+def render_ls(report: LsReport, fmt: str = "table") -> Output:
+    """The tree as a table (``fmt="table"``) or JSON (``"json"``).
+
+    Examples:
+        >>> base = LsEntry(ScenarioFiles("base"), 0, None)
+        >>> report = LsReport(Path("/ws"), Path("/ws/config.yaml"), [base], [])
+        >>> print(render_ls(report).stdout(), end="")
+        SCENARIO  EPOCHS  CKPTS  SIZE  NEWEST  LOGS
+        base           -      0     -  -       no
+    """
+    out = Output()
+    if fmt == "json":
+        scenarios = [{**files_json(e.files), "depth": e.depth, "parent": e.parent} for e in report.scenarios]
+        out.out(
+            to_json(
+                {
+                    "workspace": str(report.workspace),
+                    "config": str(report.config),
+                    "scenarios": scenarios,
+                    "orphans": [files_json(o) for o in report.orphans],
+                }
+            )
+        )
+        return out
+    if not report.scenarios:
+        out.out(f"no scenarios in {report.config}; add a domain such as 'base:'")
+    else:
+        rows = [_row("  " * e.depth + e.files.name, e.files) for e in report.scenarios]
+        out.out(table(_HEADERS, rows, right=(1, 2, 3)))
+    if any(i.unreadable_newer for i in [*(e.files for e in report.scenarios), *report.orphans]):
+        out.out("\n* newer checkpoint(s) cannot be read (partial or corrupt); 'sucrose check' lists them")
+    if report.orphans:
+        out.out()
+        out.out(f"orphans (files but no domain in {CONFIG_FILE}):")
+        out.out(table(_HEADERS, [_row(o.name, o) for o in report.orphans], right=(1, 2, 3)))
+    return out
