@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import TYPE_CHECKING, Any
 
 from .config import Config, load_config
 from .errors import (
@@ -42,6 +43,10 @@ from .errors import (
 )
 from .layout import CkptFile
 from .scenario import SucroseScenario, current, set_current
+from .store import CheckpointStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lightning import SucroseCheckpoint, SucroseLogger
 
 __version__ = "0.1.0"
 
@@ -52,6 +57,7 @@ logger.addHandler(logging.NullHandler())
 
 __all__ = [
     "CheckpointError",
+    "CheckpointStore",
     "CkptFile",
     "Config",
     "ConfigError",
@@ -59,8 +65,10 @@ __all__ = [
     "DomainNotFoundError",
     "LockError",
     "MissingKeyError",
+    "SucroseCheckpoint",
     "SucroseConfigWarning",
     "SucroseError",
+    "SucroseLogger",
     "SucroseScenario",
     "SucroseWarning",
     "UnsafeCheckpointError",
@@ -71,6 +79,15 @@ __all__ = [
     "scenario",
     "step",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``sucrose.SucroseCheckpoint`` and ``sucrose.SucroseLogger``, imported (with lightning) on first use."""
+    if name in ("SucroseCheckpoint", "SucroseLogger"):
+        from . import lightning
+
+        return getattr(lightning, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def scenario(workspace: str | os.PathLike[str], name: str) -> SucroseScenario:

@@ -13,7 +13,7 @@ from typing import Any
 from .config import same_value
 from .errors import CheckpointError
 
-__all__ = ["FORMAT_VERSION", "META_KEY", "config_diff", "drift", "read_record"]
+__all__ = ["FORMAT_VERSION", "META_KEY", "build_record", "config_diff", "drift", "read_record"]
 
 #: Key of the scenario's own record (name, epochs, config, hash, random states) in a checkpoint.
 META_KEY = "sucrose"
@@ -21,6 +21,30 @@ META_KEY = "sucrose"
 FORMAT_VERSION = 1
 
 _UNSET = object()
+
+
+def build_record(
+    scenario: str, epochs: int, step: int, config: dict[str, Any], config_file: Any, rng: Any
+) -> dict[str, Any]:
+    """The record of a checkpoint written now (``config_file`` is the parsed config: path, hash).
+
+    Examples:
+        >>> from pathlib import Path
+        >>> from sucrose_lightning.config import Config
+        >>> rec = build_record("base", 2, 10, {"lr": 0.1}, Config(Path("c.yaml"), {}, sha256="ab"), {})
+        >>> rec["format"], rec["scenario"], rec["epochs"], rec["step"], rec["config_sha256"]
+        (1, 'base', 2, 10, 'ab')
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "scenario": scenario,
+        "epochs": epochs,
+        "step": step,
+        "config": config,
+        "config_sha256": config_file.sha256,
+        "config_path": str(config_file.path),
+        "rng": rng,
+    }
 
 
 def read_record(data: Mapping[str, Any], path: str) -> dict[str, Any] | None:
@@ -69,7 +93,12 @@ def config_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
 
 
 def drift(
-    record: Mapping[str, Any], scenario: str, current: Mapping[str, Any], config_path: object
+    record: Mapping[str, Any],
+    scenario: str,
+    current: Mapping[str, Any],
+    config_path: object,
+    *,
+    action: str = "resuming",
 ) -> str | None:
     """What differs between a resumed checkpoint's record and the scenario now, or ``None``.
 
@@ -86,15 +115,19 @@ def drift(
         True
     """
     problems = []
-    if record.get("scenario") not in (None, scenario):
-        problems.append(f"it was written by scenario {record.get('scenario')!r}")
+    written_by = record.get("scenario")
+    if written_by not in (None, scenario):
+        problems.append(
+            f"it was written by scenario {written_by!r} (renamed? 'sucrose mv {written_by} {scenario}' "
+            "renames a scenario with its files and records)"
+        )
     recorded = record.get("config")
     if isinstance(recorded, dict):
         problems.extend(config_diff(recorded, current))
     if not problems:
         return None
     return (
-        f"resuming scenario {scenario!r} from a checkpoint whose config differs from {config_path}:\n  "
+        f"{action} scenario {scenario!r} from a checkpoint whose config differs from {config_path}:\n  "
         + "\n  ".join(problems)
         + "\n(a restored optimizer or scheduler state keeps the values it was saved with, such as\n"
         "its lr: set them again after loading to apply the new ones)"

@@ -11,7 +11,9 @@ epoch also the global step::
 Only names with the scenario's exact stem, prefix and extension count: in
 ``ckpts/base/`` the file ``base_e10.pt`` is scenario ``base``'s, the folder
 ``case1/`` belongs to ``base/case1``, and ``base_e10.pt.tmp`` or
-``base_e10_old.pt`` are ignored. This module imports neither torch nor lightning.
+``base_e10_old.pt`` are ignored. Several checkpoint callbacks of one scenario tell their
+files apart by a label before the extension (``base_case1_e3.best.ckpt``). This module
+imports neither torch nor lightning.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,8 +34,11 @@ __all__ = [
     "TEMP_NAME",
     "TMP_SUFFIX",
     "VERSION_DIR",
+    "WEIGHTS_LABEL",
     "CkptFile",
     "Layout",
+    "check_label",
+    "is_weights_only",
     "temp_path",
 ]
 
@@ -56,9 +61,39 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.name}.{os.getpid()}.{time.monotonic_ns()}{TMP_SUFFIX}")
 
 
-def _stamp(match: re.Match[str]) -> tuple[int, int | None]:
-    step = match.group(2)
-    return int(match.group(1)), None if step is None else int(step)
+#: A label telling callbacks' files apart: ``base_case1_e3.best.ckpt`` (lowercase, digits, ``_``, ``-``).
+LABEL = r"(?!tmp(?![a-z0-9_-]))[a-z0-9][a-z0-9_-]{0,31}"
+_LABEL_RE = re.compile(LABEL)
+#: Labels of files that hold weights only (``save_weights_only=True``): never a resume point.
+WEIGHTS_LABEL = "weights"
+
+Select = Callable[[str | None], bool]
+
+
+def check_label(label: object) -> str | None:
+    """Why ``label`` cannot name a callback's files, or ``None``.
+
+    Examples:
+        >>> check_label("best") is None
+        True
+        >>> check_label("Best")  # doctest: +ELLIPSIS
+        "label 'Best' must be 1-32 lowercase letters, digits, '_' or '-', starting with ..."
+    """
+    if isinstance(label, str) and _LABEL_RE.fullmatch(label):
+        return None
+    return (
+        f"label {label!r} must be 1-32 lowercase letters, digits, '_' or '-', starting with a letter or digit"
+    )
+
+
+def is_weights_only(label: str | None) -> bool:
+    """Whether files with ``label`` hold weights only (``weights`` or ``<tag>-weights``).
+
+    Examples:
+        >>> is_weights_only("weights"), is_weights_only("best-weights"), is_weights_only("best")
+        (True, True, False)
+    """
+    return label is not None and (label == WEIGHTS_LABEL or label.endswith("-" + WEIGHTS_LABEL))
 
 
 class CkptFile(NamedTuple):
@@ -113,56 +148,87 @@ class Layout:
         pat = self._patterns.get((ext, lines))
         if pat is None:
             head = re.escape(f"{self.stem}_{self.settings.epoch_prefix}")
-            body = rf"{head}(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?{re.escape(ext)}"
+            body = rf"{head}(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?(?:\.({LABEL}))?{re.escape(ext)}"
             pat = re.compile(rf"^{body}$", re.MULTILINE) if lines else re.compile(body)
             self._patterns[(ext, lines)] = pat
         return pat
 
-    def ckpt_name(self, epochs: int, step: int | None = None, ext: str | None = None) -> str:
-        """The file name for a checkpoint after ``epochs`` epochs (and ``step`` mid-epoch)."""
+    def ckpt_name(
+        self, epochs: int, step: int | None = None, ext: str | None = None, label: str | None = None
+    ) -> str:
+        """The file name for a checkpoint after ``epochs`` epochs (and ``step`` mid-epoch).
+
+        ``label`` tells the files of several callbacks of one scenario apart:
+        ``ckpt_name(3, label="best")`` is ``base_case1_e3.best.pt``.
+        """
         ext = self.settings.ckpts_extension if ext is None else ext
         tail = "" if step is None else f"_s{step}"
-        return f"{self.stem}_{self.settings.epoch_prefix}{epochs}{tail}{ext}"
+        mark = "" if label is None else f".{label}"
+        return f"{self.stem}_{self.settings.epoch_prefix}{epochs}{tail}{mark}{ext}"
 
-    def ckpt_path(self, epochs: int, step: int | None = None, ext: str | None = None) -> Path:
+    def ckpt_path(
+        self, epochs: int, step: int | None = None, ext: str | None = None, label: str | None = None
+    ) -> Path:
         """Absolute path of :meth:`ckpt_name` in the scenario's checkpoint folder."""
-        return self.ckpts_dir / self.ckpt_name(epochs, step, ext)
+        return self.ckpts_dir / self.ckpt_name(epochs, step, ext, label)
 
     def parse(self, filename: str, ext: str | None = None) -> tuple[int, int | None] | None:
         """``(epochs, step)`` if ``filename`` is one of this scenario's checkpoints, else ``None``."""
+        parsed = self.parse_label(filename, ext)
+        return None if parsed is None else parsed[:2]
+
+    def parse_label(self, filename: str, ext: str | None = None) -> tuple[int, int | None, str | None] | None:
+        """``(epochs, step, label)`` if ``filename`` is one of this scenario's checkpoints, else ``None``.
+
+        Examples:
+            >>> Layout(Path("/ws"), "base", WorkspaceSettings()).parse_label("base_e3_s9.best.ckpt", ".ckpt")
+            (3, 9, 'best')
+        """
         ext = self.settings.ckpts_extension if ext is None else ext
         match = self._pattern(ext).fullmatch(filename)
-        return None if match is None else _stamp(match)
+        if match is None:
+            return None
+        epochs, step, label = match.groups()
+        return int(epochs), None if step is None else int(step), label
 
-    def scan(self, ext: str | None = None) -> list[CkptFile]:
-        """The scenario's stamped checkpoints with extension ``ext``, oldest first."""
+    def scan(self, ext: str | None = None, select: Select | None = None) -> list[CkptFile]:
+        """The scenario's stamped checkpoints with extension ``ext``, oldest first.
+
+        Args:
+            ext: the extension (the plain loop's by default).
+            select: keep only files whose label (``None`` for an unlabelled file) it accepts;
+                every file when omitted.
+        """
         ext = self.settings.ckpts_extension if ext is None else ext
-        return [self._file(epochs, step, ext) for epochs, step in self._stamps(ext)]
+        return [self._file(*stamp, ext) for stamp in self._stamps(ext, select)]
 
-    def newest_first(self, ext: str | None = None) -> Iterator[CkptFile]:
+    def newest_first(self, ext: str | None = None, select: Select | None = None) -> Iterator[CkptFile]:
         """The stamped checkpoints newest first, built one at a time (resume looks at one or two)."""
         ext = self.settings.ckpts_extension if ext is None else ext
-        stamps = self._stamps(ext, sort=False)
+        stamps = self._stamps(ext, select, sort=False)
         if not stamps:
             return
         newest = max(stamps)  # usually all that resuming needs: no sort of the whole folder
         yield self._file(*newest, ext)
         stamps.sort(reverse=True)
-        for epochs, step in stamps[1:]:
-            yield self._file(epochs, step, ext)
+        for stamp in stamps[1:]:
+            yield self._file(*stamp, ext)
 
-    def _file(self, epochs: int, step: int, ext: str) -> CkptFile:
+    def _file(self, epochs: int, step: int, label: str, ext: str) -> CkptFile:
         real_step = None if step < 0 else step
-        name = self.ckpt_name(epochs, real_step, ext)
+        name = self.ckpt_name(epochs, real_step, ext, label or None)
         return CkptFile(epochs, real_step, os.path.join(self._ckpts_str, name))
 
-    def _stamps(self, ext: str, sort: bool = True) -> list[tuple[int, int]]:
-        """``(epochs, step or -1)`` of each stamped name in the folder, sorted oldest first.
+    def _stamps(
+        self, ext: str, select: Select | None = None, sort: bool = True
+    ) -> list[tuple[int, int, str]]:
+        """``(epochs, step or -1, label or "")`` of each stamped name in the folder, oldest first.
 
         Regular files only (``DirEntry.is_file`` needs no extra ``stat``), then one regex pass
-        over their joined names and C-level sorting of int pairs: a folder of 10,000 checkpoints
+        over their joined names and C-level sorting of tuples: a folder of 10,000 checkpoints
         takes two to three times as long as listing it. Names holding a newline are left out
-        so that each line of the joined text is exactly one name.
+        so that each line of the joined text is exactly one name. At one stamp an unlabelled
+        file sorts before labelled ones.
         """
         try:
             with os.scandir(self.ckpts_dir) as entries:
@@ -175,7 +241,9 @@ class Layout:
                 f"{err.strerror or err}; check its permissions"
             ) from None
         found = self._pattern(ext, lines=True).findall("\n".join(names))
-        stamps = [(int(epochs), int(step) if step else -1) for epochs, step in found]
+        stamps = [(int(epochs), int(step) if step else -1, label) for epochs, step, label in found]
+        if select is not None:
+            stamps = [s for s in stamps if select(s[2] or None)]
         if sort:
             stamps.sort()
         return stamps

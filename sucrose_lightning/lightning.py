@@ -1,4 +1,4 @@
-"""The Lightning side: a checkpoint callback and a TensorBoard logger for one scenario.
+"""The Lightning side: ``SucroseCheckpoint``, a ``ModelCheckpoint`` writing the scenario's files.
 
 Used as::
 
@@ -6,14 +6,17 @@ Used as::
     model = ssc.partial(MyLitModule, "model")()
     trainer.fit(model, datamodule, ckpt_path=ssc.last_ckpt())
 
-Checkpoint names carry the same epoch stamp as the plain loop, with Lightning's
-extension (``workspace.lightning_ckpts_extension``, ``.ckpt`` by default)::
+Checkpoint names carry the same epoch stamp as the plain loop, with Lightning's extension
+(``workspace.lightning_ckpts_extension``, ``.ckpt`` by default), and a label for every callback
+but the scenario's main one::
 
-    base_case1_e3.ckpt        end of an epoch: 3 epochs finished
-    base_case1_e3_s1500.ckpt  any other save (every_n_train_steps, time interval, mid-epoch
-                              validation): 3 epochs finished, global step 1500
-    last.ckpt                 the ``save_last=True`` copy (Lightning's name, so
-                              ``ckpt_path="last"`` finds it; ``last_ckpt()`` ignores it)
+    base_case1_e3.ckpt              end of an epoch: 3 epochs finished
+    base_case1_e3_s1500.ckpt        any other save (every_n_train_steps, time interval, mid-epoch
+                                    validation, a stop signal): 3 epochs finished, global step 1500
+    base_case1_e3.best.ckpt         a monitored callback's top-k file (label ``best`` by default)
+    base_case1_e4.best-latest.ckpt  that callback's latest state while it is not among the top k
+    base_case1_e3.weights.ckpt      a ``save_weights_only=True`` file: never a resume point
+    last.ckpt                       the ``save_last=True`` copy (Lightning's name)
 
 A step-triggered save that falls on an epoch's last batch runs before Lightning counts
 that epoch, so it is named ``_e<k>_s<step>`` with ``k`` the epochs finished *before* it
@@ -27,31 +30,32 @@ from __future__ import annotations
 
 import contextlib
 import os
-import warnings
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-from weakref import proxy
 
 import lightning.pytorch as pl
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from . import _rng
+from . import _lit_state
+from ._ckpt_io import SucroseCheckpointIO
 from ._lock import ScenarioLock
 from ._protocol import ScenarioLike
-from ._record import META_KEY, config_diff, drift, read_record
-from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError, SucroseWarning
+from ._record import config_diff
+from ._warn import warn_user
+from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError
+from .layout import WEIGHTS_LABEL, check_label
 from .loggers import SucroseLogger, make_logger
 
 __all__ = [
     "ScenarioLike",
     "SucroseCheckpoint",
+    "SucroseCheckpointIO",
     "SucroseLogger",
     "config_diff",
     "make_callbacks",
     "make_logger",
 ]
-
 
 _FIXED_CKPT_OPTIONS = ("dirpath", "filename", "enable_version_counter")
 
@@ -61,51 +65,59 @@ class SucroseCheckpoint(ModelCheckpoint):
 
     Everything ``ModelCheckpoint`` does keeps its meaning (``monitor``, ``mode``,
     ``save_top_k``, ``every_n_epochs``, ``every_n_train_steps``, ``train_time_interval``,
-    ``save_last``, ``save_weights_only``, ``best_model_path``, ``ckpt_path="best"``); what
-    changes:
+    ``save_last``, ``save_weights_only``, ``save_on_exception``, ``best_model_path``,
+    ``ckpt_path="best"``); what changes:
 
-    * files go to ``ssc.ckpts_dir`` with the scenario's stamps (see the module docs);
+    * files go to ``ssc.ckpts_dir`` with the scenario's stamps and this callback's label (see
+      the module docs); several callbacks on one scenario never share a name;
     * without ``monitor`` every checkpoint is kept (``save_top_k=-1``) unless ``keep_last``
-      says otherwise; with ``monitor`` Lightning's default ``save_top_k=1`` applies;
-    * each file is written by streaming ``torch.save`` into a temporary file in the same
-      folder, fsynced and renamed (never Lightning's in-memory buffer); a failed write raises
-      :class:`~sucrose_lightning.errors.CheckpointError` naming the path;
-    * a stamp that exists already (a run resumed from an older checkpoint than the newest)
-      is never overwritten and never gets a ``-v1`` suffix: the newer files are moved into
-      ``<ckpts_dir>/.abandoned/`` with a warning;
+      says otherwise; with ``monitor`` Lightning's top-k applies, and the callback also keeps
+      its latest state (``<tag>-latest``) whenever it is not among the top k, so
+      ``ssc.last_ckpt()`` never goes back in time;
+    * saves go through ``trainer.save_checkpoint`` and the strategy's ``CheckpointIO``; where
+      that is Lightning's default, it is replaced by :class:`SucroseCheckpointIO`, which
+      streams into a temporary file, fsyncs and renames (a failed write raises
+      :class:`~sucrose_lightning.errors.CheckpointError` naming the path, on every rank);
+    * a stamp at or before the newest one of another timeline (a run resumed from an older
+      checkpoint) never overwrites it: the newer files are moved into ``.abandoned/``;
     * every checkpoint records the scenario (``checkpoint["sucrose"]``: name, merged config,
-      config hash, epochs, step, random states); resuming restores the random states (exact
-      resume) and warns about config keys that changed since (``strict_config=True``: error);
-    * the writing rank (rank 0) holds the scenario's lock while fitting: a second process
-      training the same scenario gets :class:`~sucrose_lightning.errors.LockError`;
+      config hash, epochs, step, every rank's random states); resuming restores each rank's
+      random states and warns about config keys that changed since (``strict_config``: error);
+    * ``ckpt_path="last"`` resumes from ``ssc.last_ckpt()``; resuming a checkpoint written by a
+      stock ``ModelCheckpoint`` with the same options keeps its best-k state;
+    * rank 0 holds the scenario's lock while fitting (a second process gets ``LockError``);
     * at the end of ``fit`` it warns once about config keys the run never read.
 
     Args:
         ssc: the scenario.
-        keep_last: keep only the newest ``keep_last`` stamped files (not with ``monitor``).
+        tag: label of this callback's files (``base_case1_e3.<tag>.ckpt``); ``None`` (the
+            scenario's main timeline) by default, ``"best"`` with ``monitor``.
+        keep_last: keep only this callback's newest ``keep_last`` files (not with ``monitor``).
         strict_config: raise instead of warning when the resumed checkpoint's config differs.
         warn_unused: warn at the end of ``fit`` about config keys never read.
         **options: passed to ``ModelCheckpoint`` (``dirpath``, ``filename`` and
             ``enable_version_counter`` are fixed by the scenario).
 
     Raises:
-        SucroseError: a fixed option is given, or ``keep_last`` is combined with ``monitor``
-            or ``save_top_k``.
+        SucroseError: a fixed option is given, a bad ``tag``, or ``keep_last`` combined with
+            ``monitor`` or ``save_top_k``; at ``setup``, two callbacks of one scenario whose
+            files would share a label.
 
     Examples:
         >>> ssc = sucrose.SucroseScenario(ws, "base/case1")
         >>> callback = SucroseCheckpoint(ssc, keep_last=3)
-        >>> callback.dirpath == str(ssc.ckpts_dir), callback.save_top_k
-        (True, -1)
+        >>> callback.dirpath == str(ssc.ckpts_dir), callback.save_top_k, callback.label
+        (True, -1, None)
         >>> best = SucroseCheckpoint(ssc, monitor="val_loss", save_top_k=2)
-        >>> best.monitor, best.save_top_k
-        ('val_loss', 2)
+        >>> best.monitor, best.save_top_k, best.label
+        ('val_loss', 2, 'best')
     """
 
     def __init__(
         self,
         ssc: ScenarioLike,
         *,
+        tag: str | None = None,
         keep_last: int | None = None,
         strict_config: bool = False,
         warn_unused: bool = True,
@@ -125,20 +137,69 @@ class SucroseCheckpoint(ModelCheckpoint):
                     "keep_last=K keeps the newest K checkpoints; it cannot be combined with monitor= "
                     "or save_top_k= (use save_top_k with monitor for the best K)"
                 )
-        if options.get("monitor") is None:
+        monitored = options.get("monitor") is not None
+        if tag is None and monitored:
+            tag = "best"
+        if tag is not None and (check_label(tag) or tag.endswith(("-latest", "-" + WEIGHTS_LABEL))):
+            raise SucroseError(
+                f"tag= of scenario {ssc.name!r}'s checkpoint callback: "
+                + (check_label(tag) or f"{tag!r} ends with a reserved suffix ('-latest', '-weights')")
+            )
+        if not monitored:
             options.setdefault("save_top_k", -1)
         super().__init__(dirpath=str(ssc.ckpts_dir), enable_version_counter=False, **options)
         self.ssc = ssc
+        self.tag = tag
         self.keep_last = keep_last
         self.strict_config = strict_config
         self.warn_unused = warn_unused
         self.FILE_EXTENSION = ssc.config_file.settings.lightning_ckpts_extension
-        # "epoch" inside the end-of-epoch hooks; any other save (step- or time-triggered from
-        # ModelCheckpoint.on_train_batch_end, on exception) is named as a mid-epoch one
+        #: Path of the monitored callback's latest state while it is not among the top k.
+        self.latest_model_path = ""
+        # "epoch" inside the end-of-epoch hooks; any other save (step- or time-triggered, on
+        # exception, a user's trainer.save_checkpoint) is named as a mid-epoch one
         self._phase: str | None = None
+        self._role = ""  # "" or "latest": which of the callback's names the save takes
+        self._saving = False
         self._trainer: pl.Trainer | None = None
         self._lock: ScenarioLock | None = None
         self._unused_warned = False
+
+    # ------------------------------------------------------------------ identity
+
+    @property
+    def label(self) -> str | None:
+        """The label of this callback's (top-k) files: its tag, ``-weights`` for weights-only files."""
+        return self._label("")
+
+    def _label(self, role: str) -> str | None:
+        parts = [p for p in (self.tag, role) if p]
+        if self.save_weights_only:
+            parts.append(WEIGHTS_LABEL)
+        return "-".join(parts) or None
+
+    @property
+    def state_key(self) -> str:
+        """Lightning's state key; a tagged callback adds its tag so several can coexist."""
+        key = self._state_key_options()
+        if self.tag is not None:
+            key["tag"] = self.tag
+        return self._generate_state_key(**key)
+
+    def _state_key_options(self) -> dict[str, Any]:
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "every_n_train_steps": self._every_n_train_steps,
+            "every_n_epochs": self._every_n_epochs,
+            "train_time_interval": self._train_time_interval,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (``ddp_spawn``) without the trainer and the lock, which belong to one process."""
+        state = self.__dict__.copy()
+        state.update(_trainer=None, _lock=None)
+        return state
 
     # ------------------------------------------------------------------ names
 
@@ -169,21 +230,29 @@ class SucroseCheckpoint(ModelCheckpoint):
         """The stamped path of the checkpoint saved now (``last.ckpt`` for ``save_last``).
 
         At the end of the third epoch that is ``base_case1_e3.ckpt``, for a save at global step
-        1500 during the fourth ``base_case1_e3_s1500.ckpt``.
+        1500 during the fourth ``base_case1_e3_s1500.ckpt``; a tagged callback adds its label.
         """
         if filename == self.CHECKPOINT_NAME_LAST:
             name = f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
         else:
             epochs, step = self._stamp()
-            name = self.ssc.layout.ckpt_name(epochs, step, self.FILE_EXTENSION)
+            name = self.ssc.layout.ckpt_name(epochs, step, self.FILE_EXTENSION, self._label(self._role))
         return os.path.join(str(self.dirpath or self.ssc.ckpts_dir), name)
+
+    def _find_last_checkpoints(self, trainer: pl.Trainer) -> set[str]:
+        """``ckpt_path="last"`` resumes from the scenario's most advanced checkpoint."""
+        last = self.ssc.store.resume_target(self.FILE_EXTENSION)
+        return {last.path} if last is not None else set()
 
     # ------------------------------------------------------------------ hooks
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Resolve the folder and, on the writing rank, take the scenario's lock (for ``fit``)."""
+        """Resolve the folder, install the crash-safe IO and, on rank 0, take the lock (``fit``)."""
         self._trainer = trainer
         super().setup(trainer, pl_module, stage)
+        _lit_state.check_labels(self, trainer)
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = SucroseCheckpointIO(self.ssc.store)
         if stage != "fit":
             return
         problem: str | None = None
@@ -195,6 +264,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         problem = trainer.strategy.broadcast(problem, src=0)
         if problem is not None:
             raise LockError(problem)
+        self.ssc.store.new_timeline()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Release the scenario's lock taken in :meth:`setup`."""
@@ -226,124 +296,106 @@ class SucroseCheckpoint(ModelCheckpoint):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Saves after validation: end-of-epoch ones after the epoch's last batch, else mid-epoch."""
         last_batch = bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))
-        phase = "epoch" if last_batch and not self._defer_save_until_validation else "step"
-        with self._saving_as(phase):
+        deferred = getattr(self, "_defer_save_until_validation", False)  # Lightning >= 2.5
+        with self._saving_as("epoch" if last_batch and not deferred else "step"):
             super().on_validation_end(trainer, pl_module)
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """Record the scenario (name, merged config, config hash, random states) in the checkpoint."""
-        epochs, step = self._stamp()
-        meta = self.ssc.meta(epochs, trainer.global_step)
-        meta["mid_epoch"] = step is not None
-        checkpoint[META_KEY] = meta
+        """Record the scenario (name, merged config, hash, every rank's random states) once per save."""
+        _lit_state.write_record(self, trainer, checkpoint)
 
     def on_load_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
-        """Restore the random states and compare the recorded config with the current one.
+        """Check the record, restore each rank's random states, adopt a stock callback's state.
 
         Raises:
-            SucroseError: with ``strict_config=True``, when the config changed.
+            SucroseError: resuming a weights-only file, or ``strict_config=True`` and the config changed.
         """
-        meta = read_record(checkpoint, str(trainer.ckpt_path))
-        if meta is None:
-            warnings.warn(
-                f"the checkpoint resumed by scenario {self.ssc.name!r} was not written by sucrose: its "
-                "config and random states are unknown (the resumed run may not repeat exactly)",
-                SucroseWarning,
-                stacklevel=2,
-            )
-            return
-        text = drift(meta, self.ssc.name, self.ssc.hparams(), self.ssc.config_file.path)
-        if text is not None:
-            if self.strict_config:
-                raise SucroseError(text + "\n(strict_config=True: refusing to resume)")
-            warnings.warn(text, SucroseConfigWarning, stacklevel=2)
-        from lightning.pytorch.trainer.states import TrainerFn
+        _lit_state.read_record_on_load(self, trainer, checkpoint)
 
-        rng = meta.get("rng")
-        if isinstance(rng, dict) and trainer.state.fn == TrainerFn.FITTING:
-            try:
-                _rng.restore_rng(rng)
-            except Exception as err:
-                raise CheckpointError(
-                    f"the checkpoint {trainer.ckpt_path} resumed by scenario {self.ssc.name!r} has a "
-                    f"damaged random state ({type(err).__name__}: {err}); resume from an older one "
-                    "(ssc.ckpts()) or check it with 'sucrose check --verify'"
-                ) from err
+    def state_dict(self) -> dict[str, Any]:
+        """Lightning's state plus the path of the latest-state file."""
+        return {**super().state_dict(), "latest_model_path": self.latest_model_path}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the best-k state even when it was saved from another folder (a stock callback's).
+
+        Files outside the scenario's folder are never deleted by pruning (Lightning checks that).
+        """
+        super().load_state_dict({**state_dict, "dirpath": self.dirpath})
+        self.latest_model_path = state_dict.get("latest_model_path", "") or ""
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Warn once about config keys this run never read (a typo in config.yaml is otherwise silent)."""
         if not self.warn_unused or self._unused_warned or not trainer.is_global_zero:
             return
+        if _lit_state.siblings(self, trainer)[:1] != [self]:
+            return
         self._unused_warned = True
         unused = self.ssc.unused_keys()
         if unused:
-            warnings.warn(
+            warn_user(
                 f"scenario {self.ssc.name!r}: {len(unused)} config key(s) were never read during fit: "
                 + ", ".join(unused)
                 + f" (set in {self.ssc.config_file.path}; a typo?)",
                 SucroseConfigWarning,
-                stacklevel=2,
             )
 
     # ------------------------------------------------------------------ writing
 
-    def _streams(self, trainer: pl.Trainer) -> bool:
-        """Whether this strategy's save is the plain one (rank 0 torch.save) that we replace."""
-        from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-        from lightning.pytorch.strategies import Strategy
-
-        strategy = trainer.strategy
-        return (
-            type(strategy).save_checkpoint is Strategy.save_checkpoint
-            and type(strategy.checkpoint_io) is TorchCheckpointIO
-        )
+    def _save_monitor_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, Any]) -> None:
+        """Top-k as Lightning does it, plus the latest state when it did not enter the top k."""
+        before = self._last_checkpoint_saved
+        super()._save_monitor_checkpoint(trainer, monitor_candidates)
+        previous = self.latest_model_path
+        if self._last_checkpoint_saved == before:  # not among the top k: keep it as the latest state
+            self._role = "latest"
+            try:
+                self.latest_model_path = self.format_checkpoint_name(monitor_candidates)
+                self._save_checkpoint(trainer, self.latest_model_path)
+            finally:
+                self._role = ""
+        else:
+            self.latest_model_path = ""
+        if (
+            previous
+            and previous != self.latest_model_path
+            and self._should_remove_checkpoint(trainer, previous, self._last_checkpoint_saved)
+        ):
+            self._remove_checkpoint(trainer, previous)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        """Write the checkpoint (streamed, atomic) and keep Lightning's bookkeeping."""
-        if self._streams(trainer):
-            self._write(trainer, filepath)
-        else:  # sharded or custom checkpoint IO: let the strategy write, but never silently fail
-            try:
-                trainer.save_checkpoint(filepath, self.save_weights_only)
-            except OSError as err:
-                raise CheckpointError(f"could not save checkpoint {filepath}: {err}") from err
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
-
-    def _write(self, trainer: pl.Trainer, filepath: str) -> None:
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
-        trainer.strategy.barrier("sucrose.save")  # every rank is done before rank 0 renames
-        failure: BaseException | None = None
-        message: str | None = None
-        if trainer.is_global_zero:
-            try:
-                final = Path(filepath)
-                store = self.ssc.store
-                store.make_room(final, f"saving {final.name} of a run resumed from an older checkpoint")
-                store.save(checkpoint, final)
-                self._prune()
-            except Exception as err:  # reported on every rank below
-                failure, message = err, f"{type(err).__name__}: {err}"
-        del checkpoint
-        message = trainer.strategy.broadcast(message, src=0)
+        """Save through ``trainer.save_checkpoint``; report a failed write on every rank; prune."""
+        io = trainer.strategy.checkpoint_io
+        deferring = io.deferring_errors() if isinstance(io, SucroseCheckpointIO) else contextlib.nullcontext()
+        self._saving = True
+        try:
+            with deferring:
+                super()._save_checkpoint(trainer, filepath)
+        except OSError as err:  # a custom IO or strategy that writes itself
+            raise CheckpointError(f"could not save checkpoint {filepath}: {err}") from err
+        finally:
+            self._saving = False
+        failure = io.deferred if isinstance(io, SucroseCheckpointIO) else None
+        message = trainer.strategy.broadcast(
+            None if failure is None else f"{type(failure).__name__}: {failure}"
+        )
         if failure is not None:
             raise failure
         if message is not None:
             raise CheckpointError(f"rank 0 could not save checkpoint {filepath}: {message}")
+        if trainer.is_global_zero:
+            self._prune()
 
     def _prune(self) -> None:
-        """``keep_last``: the store's retention rule on this callback's extension."""
+        """``keep_last``: the store's retention rule on this callback's own files."""
         if self.keep_last is None:
             return
-        store = self.ssc.store
-        store.delete(store.retention(self.keep_last, self.FILE_EXTENSION).delete)
+        store, label = self.ssc.store, self.label
+        store.delete(store.retention(self.keep_last, self.FILE_EXTENSION, lambda lab: lab == label).delete)
 
 
 def make_callbacks(ssc: ScenarioLike, **options: Any) -> list[Callback]:
@@ -351,11 +403,12 @@ def make_callbacks(ssc: ScenarioLike, **options: Any) -> list[Callback]:
 
     Args:
         ssc: the scenario.
-        **options: passed to :class:`SucroseCheckpoint` (``keep_last``, ``strict_config``,
-            ``warn_unused``, and ``ModelCheckpoint``'s own options).
+        **options: passed to :class:`SucroseCheckpoint` (``tag``, ``keep_last``,
+            ``strict_config``, ``warn_unused``, and ``ModelCheckpoint``'s own options).
 
     Returns:
-        ``[SucroseCheckpoint(ssc, **options)]``.
+        ``[SucroseCheckpoint(ssc, **options)]``; add more ``SucroseCheckpoint(ssc, tag=...)``
+        for other retention rules (e.g. the last 2 plus the best 3).
 
     Examples:
         >>> ssc = sucrose.SucroseScenario(ws, "base/case1")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _rng
 from ._lock import ScenarioLock
-from ._record import FORMAT_VERSION, META_KEY, drift, read_record
+from ._record import META_KEY, build_record, drift, read_record
 from .config import Config, load_config, plain
 from .errors import (
     CheckpointError,
@@ -185,12 +185,19 @@ class SucroseScenario(ConfigView):
         """
         if self._session is None:
             self._session = self._store.writer()
+            self._store.new_timeline()
 
     def close(self) -> None:
         """Release the scenario's lock (also done at interpreter exit)."""
         if self._session is not None:
             self._session.release()
             self._session = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the writer's session: a lock belongs to the process that took it."""
+        state = self.__dict__.copy()
+        state["_session"] = None
+        return state
 
     def __enter__(self) -> SucroseScenario:
         return self
@@ -200,16 +207,8 @@ class SucroseScenario(ConfigView):
 
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""
-        return {
-            "format": FORMAT_VERSION,
-            "scenario": self._name,
-            "epochs": epochs,
-            "step": self._num_steps if step is None else step,
-            "config": plain(self._values),
-            "config_sha256": self._cfg.sha256,
-            "config_path": str(self._cfg.path),
-            "rng": _rng.rng_state(),
-        }
+        step = self._num_steps if step is None else step
+        return build_record(self._name, epochs, step, plain(self._values), self._cfg, _rng.rng_state())
 
     def ckpts(self, *, plain_loop: bool = False) -> list[CkptFile]:
         """This scenario's stamped checkpoints, oldest first (epochs, step, path).
@@ -372,6 +371,7 @@ class SucroseScenario(ConfigView):
             self._epochs = 0 if epoch is None else self._epochs
             return {}
         ckpt, data = found
+        self._store.new_timeline()
         missing = [k for k in objs if k not in data]
         if missing:
             raise CheckpointError(

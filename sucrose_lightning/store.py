@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +30,9 @@ from typing import Any, NamedTuple
 
 from . import _atomic
 from ._lock import ScenarioLock
+from ._warn import warn_user
 from .errors import CheckpointError, DamagedCheckpointError, SucroseWarning
-from .layout import TEMP_NAME, CkptFile, Layout
+from .layout import TEMP_NAME, CkptFile, Layout, Select, is_weights_only
 
 __all__ = ["CheckpointStore", "Retention", "ScenarioFiles", "pid_alive"]
 
@@ -131,6 +131,8 @@ class CheckpointStore:
             exts.append(settings.lightning_ckpts_extension)
         #: The scenario's checkpoint extensions: the plain loop's, then Lightning's.
         self.extensions: tuple[str, ...] = tuple(exts)
+        # files this process wrote since it last resumed: the current timeline, never moved aside
+        self._written: set[str] = set()
 
     @property
     def folder(self) -> Path:
@@ -142,17 +144,25 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ listing
 
-    def files(self, ext: str | None = None) -> list[CkptFile]:
-        """The stamped checkpoints with extension ``ext`` (all extensions when ``None``), oldest first."""
+    def files(self, ext: str | None = None, select: Select | None = None) -> list[CkptFile]:
+        """The stamped checkpoints with extension ``ext`` (all extensions when ``None``), oldest first.
+
+        ``select`` keeps only files whose label it accepts (see :meth:`Layout.scan`).
+        """
         if ext is not None:
-            return self.layout.scan(ext)
-        found = [c for e in self.extensions for c in self.layout.scan(e)]
+            return self.layout.scan(ext, select)
+        found = [c for e in self.extensions for c in self.layout.scan(e, select)]
         found.sort(key=lambda c: (c.order, c.path))
         return found
 
-    def newest_first(self, ext: str) -> Iterator[CkptFile]:
+    def newest_first(self, ext: str, select: Select | None = None) -> Iterator[CkptFile]:
         """The stamped checkpoints with extension ``ext``, newest first, built lazily."""
-        return self.layout.newest_first(ext)
+        return self.layout.newest_first(ext, select)
+
+    @staticmethod
+    def resumable(label: str | None) -> bool:
+        """Whether files with ``label`` can resume training (all but weights-only files)."""
+        return not is_weights_only(label)
 
     # ------------------------------------------------------------------ the resume rule
 
@@ -172,11 +182,14 @@ class CheckpointStore:
     def resume_target(self, ext: str, *, verify: bool = False) -> CkptFile | None:
         """The checkpoint a run resumes from: the most advanced readable one, or ``None``.
 
+        Most epochs, then most steps, over every file of every callback of the scenario
+        (whatever ``monitor`` or ``save_top_k`` pruned); weights-only files never count.
+
         Args:
             ext: which loop's files (``settings.ckpts_extension`` or the Lightning one).
             verify: CRC-check every byte of a candidate, not only its structure.
         """
-        return self.first_readable(self.newest_first(ext), verify=verify)
+        return self.first_readable(self.newest_first(ext, self.resumable), verify=verify)
 
     def load_newest(
         self,
@@ -264,13 +277,20 @@ class CheckpointStore:
     def save(self, obj: Any, final: Path) -> None:
         """Write ``obj`` to ``final`` atomically (streamed, fsynced, renamed; never partial)."""
         _atomic.atomic_save(obj, final)
+        self._written.add(str(final))
+
+    def new_timeline(self) -> None:
+        """Forget which files this process wrote: the run resumed (or started) from the disk's state."""
+        self._written.clear()
 
     def make_room(self, final: Path, reason: str) -> list[Path]:
         """Start a new timeline at ``final``: move every file at or past its stamp aside.
 
         A run that resumed from an older checkpoint than the newest would otherwise overwrite
         the newer files. They go into ``.abandoned/`` (never overwritten there either), and
-        a warning names each one. A name that is not one of the scenario's stamps moves nothing.
+        a warning names each one. Files this process wrote since it resumed are the current
+        timeline and stay (two callbacks saving one epoch under two labels), and a name that
+        is not one of the scenario's stamps moves nothing.
         """
         ext = final.suffix
         parsed = self.layout.parse(final.name, ext)
@@ -281,7 +301,8 @@ class CheckpointStore:
         for ckpt in self.newest_first(ext):
             if ckpt.order < order:
                 break
-            newer.append(ckpt)
+            if ckpt.path not in self._written:
+                newer.append(ckpt)
         return self._move_aside(newer, reason) if newer else []
 
     def _move_aside(self, files: list[CkptFile], reason: str) -> list[Path]:
@@ -302,26 +323,26 @@ class CheckpointStore:
                     f"could not move {src} aside to {dst}: {_atomic.describe(err)}"
                 ) from None
             moved.append(dst)
-        warnings.warn(
+        warn_user(
             f"{reason}: moved {len(moved)} newer checkpoint(s) of scenario {self.layout.name!r} aside "
             f"into {target_dir} instead of overwriting them: " + ", ".join(p.name for p in moved),
             SucroseWarning,
-            stacklevel=4,
         )
         _atomic.fsync_dir(self.folder)
         return moved
 
     # ------------------------------------------------------------------ retention
 
-    def retention(self, keep: int, ext: str | None = None) -> Retention:
+    def retention(self, keep: int, ext: str | None = None, select: Select | None = None) -> Retention:
         """Keep the newest ``keep`` readable checkpoints of each extension (or of ``ext``).
 
+        ``select`` limits the rule to the files whose label it accepts (one callback's files).
         Unreadable files are never deleted: ``sucrose check`` reports them.
         """
         plan = Retention([], [], [])
         for e in self.extensions if ext is None else (ext,):
             readable = []
-            for ckpt in self.layout.scan(e):
+            for ckpt in self.layout.scan(e, select):
                 if _atomic.check_file(ckpt.path) is None:
                     readable.append(ckpt)
                 else:
