@@ -166,9 +166,6 @@ def read_record_on_load(callback: Any, trainer: pl.Trainer, checkpoint: dict[str
     if family and family[0] is not callback:
         return  # the scenario's record is handled once, by its first callback
     if fitting:
-        refusal = weights_only_refusal(checkpoint, trainer.ckpt_path)
-        if refusal is not None:
-            raise SucroseError(refusal)
         callback.ssc.store.new_timeline()
     resume_record(callback.ssc, trainer, checkpoint, strict=callback.strict_config, fitting=fitting)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -328,6 +329,18 @@ class SucroseCheckpoint(ModelCheckpoint):
         super().load_state_dict({**state_dict, "dirpath": self.dirpath})
         self.latest_model_path = state_dict.get("latest_model_path", "") or ""
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Refuse to resume from a weights-only file (before Lightning's bare ``KeyError``).
+
+        Raises:
+            SucroseError: the checkpoint given as ``ckpt_path`` holds weights only.
+        """
+        loaded = getattr(trainer._checkpoint_connector, "_loaded_checkpoint", None)
+        if loaded and _lit_state.siblings(self, trainer)[:1] == [self]:
+            refusal = _lit_state.weights_only_refusal(loaded, trainer.ckpt_path)
+            if refusal is not None:
+                raise SucroseError(refusal)
+
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Warn once about config keys this run never read (a typo in config.yaml is otherwise silent)."""
         if not self.warn_unused or self._unused_warned or not trainer.is_global_zero:
@@ -360,11 +373,8 @@ class SucroseCheckpoint(ModelCheckpoint):
                 self._role = ""
         else:
             self.latest_model_path = ""
-        if (
-            previous
-            and previous != self.latest_model_path
-            and self._should_remove_checkpoint(trainer, previous, self._last_checkpoint_saved)
-        ):
+        # a superseded latest state goes, even the one this run resumed from (it is older now)
+        if previous and previous != self.latest_model_path and Path(previous).parent == self.ssc.ckpts_dir:
             self._remove_checkpoint(trainer, previous)
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:

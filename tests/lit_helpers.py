@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -145,24 +146,56 @@ def forkserver() -> multiprocessing.context.BaseContext:
     return preloaded_forkserver(PRELOAD)
 
 
-class _Signal(pl.Callback):
-    """Sets ``event`` once the global step reaches ``step``."""
+class _Die(pl.Callback):
+    """SIGKILLs its own process: after the batch that reaches global step ``step``, or (``at="start"``)
+    as training starts, after the checkpoint was restored."""
 
-    def __init__(self, step: int, event: Any) -> None:
-        self.step, self.event = step, event
+    def __init__(self, step: int = 0, at: str = "step") -> None:
+        self.step, self.at = step, at
+
+    def on_train_start(self, trainer: pl.Trainer, *args: Any) -> None:
+        if self.at == "start":
+            os.kill(os.getpid(), signal.SIGKILL)
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        if trainer.global_step >= self.step:
-            self.event.set()
+        if self.at == "step" and trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _die_in_save(at: str) -> None:
+    """Make the next checkpoint save SIGKILL its process: half-way through writing (``write``) or
+    with the file complete but not yet renamed (``rename``)."""
+    from sucrose_lightning import _atomic
+
+    if at == "write":
+
+        def dying(obj: Any, stream: Any) -> None:
+            stream.write(b"PK\x03\x04 half a checkpoint")
+            stream.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        _atomic._serialize = dying  # type: ignore[assignment]
+    else:
+        real = _atomic._serialize
+
+        def complete_then_die(obj: Any, stream: Any) -> None:
+            real(obj, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        _atomic._serialize = complete_then_die  # type: ignore[assignment]
 
 
 def child_train(
-    ws: str, name: str, max_epochs: int, journal: str, signal_step: int | None = None, reached: Any = None
+    ws: str, name: str, max_epochs: int, journal: str, die: tuple[str, int] | None = None
 ) -> None:
     """Child process body: resume the scenario from its newest checkpoint and train to ``max_epochs``.
 
-    Appends ``<epochs>,<step>`` of the checkpoint it resumes from to ``journal`` before training,
-    and sets the ``reached`` event once the global step reaches ``signal_step``.
+    Appends ``<epochs>,<step>`` of the checkpoint it resumes from to ``journal`` before training.
+    ``die`` makes the process SIGKILL itself at a chosen point: ``("step", n)`` after global step
+    ``n``, ``("start", 0)`` right after restoring, ``("write", 0)`` / ``("rename", 0)`` inside
+    the next save.
     """
     quiet()
     torch.set_num_threads(1)
@@ -176,8 +209,12 @@ def child_train(
     model = make_model(ssc)
     train_dl, _ = loaders(ssc)
     t = trainer(ssc, max_epochs)
-    if signal_step is not None:
-        t.callbacks.append(_Signal(signal_step, reached))
+    if die is not None:
+        kind, value = die
+        if kind in ("write", "rename"):
+            _die_in_save(kind)
+        else:
+            t.callbacks.append(_Die(value, kind))
     t.fit(model, train_dl, ckpt_path=last)
 
 
@@ -237,8 +274,53 @@ def _ddp_main(ws: str, name: str, out: str) -> None:
     Path(out).with_suffix(f".rank{t.global_rank}.json").write_text(json.dumps(results))
 
 
+class DropoutModule(TinyModule):
+    """Dropout whose masks come from a per-rank seed: only a per-rank random state resumes it exactly."""
+
+    def __init__(self, in_dim: int, hidden: int, lr: float = 0.1, act: str = "relu") -> None:
+        super().__init__(in_dim, hidden, lr, act)
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(0.5), nn.Linear(hidden, 1))
+
+    def setup(self, stage: str) -> None:
+        torch.manual_seed(1000 + self.global_rank)
+
+
+class _SaveWeights(pl.Callback):
+    def __init__(self, out: str) -> None:
+        self.out = out
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            torch.save({k: v.detach().clone() for k, v in pl_module.state_dict().items()}, self.out)
+
+
+def _spawn_main(ws: str, plan: str, out: str) -> None:
+    """Fit scenario ``base`` with ``strategy="ddp_spawn"`` on 2 CPU processes to each epoch count of
+    ``plan`` in turn (``"2,4"``: 2 epochs, then resume to 4), then write rank 0's final weights."""
+    quiet()
+    ssc = sucrose.scenario(ws, "base")
+    for epochs in map(int, plan.split(",")):
+        pl.seed_everything(0, verbose=False)
+        model = ssc.partial(DropoutModule, "model", lr=ssc["optim.lr"])()
+        train_dl, _ = loaders(ssc)
+        t = pl.Trainer(
+            accelerator="cpu",
+            devices=2,
+            strategy="ddp_spawn",
+            max_epochs=epochs,
+            callbacks=[*ssc.callbacks(), _SaveWeights(out)],
+            logger=ssc.logger(),
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            log_every_n_steps=1,
+        )
+        t.fit(model, train_dl, ckpt_path=ssc.last_ckpt())
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "ddp":
         _ddp_main(*sys.argv[2:5])
+    elif len(sys.argv) == 5 and sys.argv[1] == "spawn":
+        _spawn_main(*sys.argv[2:5])
     else:
-        sys.exit("usage: python tests/lit_helpers.py ddp <workspace> <scenario> <out.json>")
+        sys.exit("usage: python tests/lit_helpers.py ddp|spawn <workspace> <scenario|plan> <out>")
