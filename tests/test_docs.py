@@ -103,3 +103,27 @@ def test_api_reference_lists_every_public_name() -> None:
     shown |= {"scenario"} if "scenario_function" in shown else set()
     missing = [n for n in (*sucrose_lightning.__all__, *API_EXTRA) if n not in shown]
     assert not missing, f"docs/api.md has no '::: sucrose_lightning.<name>' entry for {missing}"
+
+
+def test_docstring_roles_become_code_and_a_dangling_one_is_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    griffe = pytest.importorskip("griffe")
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import griffe_sucrose
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    pkg = tmp_path / "sucrose_lightning"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(
+        'def good():\n    """See :func:`bad_name` and :class:`~sucrose_lightning.Thing`."""\n\n'
+        'class Thing:\n    """A thing; :meth:`good` is elsewhere, :exc:`KeyError` is built in."""\n'
+    )
+    with caplog.at_level("WARNING", logger="mkdocs.plugins.sucrose_docs"):
+        loaded = griffe.load(pkg, extensions=griffe.load_extensions(griffe_sucrose.SphinxRoles))
+    assert loaded["good"].docstring.value == "See `bad_name` and `Thing`."
+    assert loaded["Thing"].docstring.value == "A thing; `good` is elsewhere, `KeyError` is built in."
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        "docstring of sucrose_lightning.good refers to :func:`bad_name`, which names nothing"
+    ]
