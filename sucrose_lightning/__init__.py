@@ -50,9 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 
-#: The package's logger; ``sucrose.logger.setLevel("DEBUG")`` shows what it does. It never prints
-#: on its own: attach a handler (or ``logging.basicConfig()``) to see its messages.
 logger = logging.getLogger("sucrose_lightning")
+"""The package's logger; ``sucrose.logger.setLevel("DEBUG")`` shows what it does. It never prints
+on its own: attach a handler (or ``logging.basicConfig()``) to see its messages."""
 logger.addHandler(logging.NullHandler())
 
 __all__ = [

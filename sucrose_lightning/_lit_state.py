@@ -130,7 +130,7 @@ def record(
 def siblings(callback: Any, trainer: pl.Trainer) -> list[Any]:
     """The trainer's sucrose checkpoint callbacks of ``callback``'s scenario, in callback order."""
     store = callback.ssc.store
-    return [cb for cb in trainer.callbacks if getattr(cb, "ssc", None) is not None and cb.ssc.store is store]
+    return [cb for cb in trainer.callbacks if getattr(cb, "ssc", None) is not None and cb.ssc.store is store]  # type: ignore[attr-defined]
 
 
 def check_labels(callback: Any, trainer: pl.Trainer) -> None:

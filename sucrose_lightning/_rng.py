@@ -26,7 +26,7 @@ def rng_state() -> dict[str, Any]:
     if np is not None:
         kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
         state["numpy"] = [str(kind), keys.tolist(), int(pos), int(has_gauss), float(cached)]
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

@@ -118,7 +118,8 @@ class ConfigView:
 
         Meant for ``save_hyperparameters`` and loggers; it does not mark keys as used.
         """
-        return plain(self._values if prefix is None else under_prefix(self._values, prefix))
+        values: dict[str, Any] = plain(self._values if prefix is None else under_prefix(self._values, prefix))
+        return values
 
     def unused_keys(self) -> list[str]:
         """Merged keys never read through ``ssc[...]``, ``get``, ``config_of`` or ``partial``."""

@@ -1,4 +1,4 @@
-"""The README's quick start as a runnable script: a tiny regression model, plain PyTorch.
+"""The plain-loop guide (docs/plain-loop.md) as a runnable script: a tiny regression model, plain PyTorch.
 
     python examples/plain_pytorch/train.py              # scenario base/case1, 3 epochs
     python examples/plain_pytorch/train.py base/case1   # again: resumes and trains 3 more

@@ -143,7 +143,7 @@ def inline(value: Any) -> str:
         return repr(value)
     import yaml
 
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True)
+    text: str = yaml.safe_dump(value, default_flow_style=True, width=math.inf, allow_unicode=True)
     text = text.strip()
     if text.endswith("\n..."):
         text = text[: -len("\n...")]

@@ -106,7 +106,10 @@ def show_yaml(report: ShowReport, origin: bool = False) -> str:
     import yaml
 
     def dump(data: Any) -> str:
-        return yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True, width=100)
+        text: str = yaml.safe_dump(
+            data, default_flow_style=False, sort_keys=False, allow_unicode=True, width=100
+        )
+        return text
 
     name, rows = report.scenario, report.rows
     if not origin:
