@@ -213,7 +213,7 @@ def test_check_reports_record_of_another_scenario(ws: Path) -> None:
     # the suggested command finishes the rename: records rewritten, logs moved
     steps = plan_move(ws, load_config(ws), "base/a", "base/c")
     assert [s.kind for s in steps] == ["file", "folder", *["record"] * 4]
-    code, out, err = cli("-w", str(ws), "mv", "base/a", "base/c")
+    code, _, err = cli("-w", str(ws), "mv", "base/a", "base/c")
     assert code == 0, err
     assert check_report(ws).ok
     assert _scenario_of(folder / "base_c_e1.pt") == "base/c"
@@ -247,7 +247,7 @@ def test_interrupted_mv_reports_and_finishes(ws: Path, monkeypatch: pytest.Monke
     assert len(result.left) == 2 and [s.kind for s in result.done][-1] == "record"
     assert [p.kind for p in check_report(ws).problems] == ["record", "record"]
     monkeypatch.setattr(mv, "_rewrite_record", real)
-    code, out, err = cli("-w", str(ws), "mv", "base/a", "base/c")
+    code, _, err = cli("-w", str(ws), "mv", "base/a", "base/c")
     assert code == 0, err
     assert check_report(ws).ok
 
@@ -269,3 +269,18 @@ def test_mv_failure_message_names_done_and_left(ws: Path, monkeypatch: pytest.Mo
 def test_move_refused_is_usage_error(ws: Path) -> None:
     with pytest.raises(MoveRefused, match="nothing changed"):
         move(ws, "base/a", "base/b")
+
+
+def test_mv_keeps_every_other_byte(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    text = (
+        "\ufeff# caf\u00e9\r\nbase:\r\n  x: 1 # odd\r\n\r\n"
+        "base/a : {y: 2}   # keep\r\nz: &anchor\r\n  w: 3\r\n"
+    )
+    (ws / "config.yaml").write_bytes(text.encode())
+    (ws / "config.yaml").chmod(0o600)
+    assert cli("-w", str(ws), "mv", "base/a", "base/\u00e9t\u00e9")[0] == 0
+    assert (ws / "config.yaml").read_bytes() == text.replace("base/a :", "base/\u00e9t\u00e9 :").encode()
+    assert (ws / "config.yaml").stat().st_mode & 0o777 == 0o600
+    assert load_config(ws).domains["base/\u00e9t\u00e9"] == {"y": 2}

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from .._lock import ScenarioLock
 from .._peek import recorded_scenario
 from .._record import read_record
 from ..config import Config, load_config
-from ..errors import LockError
+from ..errors import ConfigError, LockError
 from ..layout import ABANDONED_FOLDER, LOCK_FILE, TEMP_NAME, Layout
 from ..names import WORKSPACE_DOMAIN, check_domain_name
 from ..store import CheckpointStore
@@ -171,35 +172,46 @@ def _file_steps(old: Layout, new: Layout, current: Path, old_name: str) -> tuple
 
 
 def _rename_key(cfg: Config, old: str, new: str) -> None:
-    """Replace the key ``old`` by ``new`` on its line of ``config.yaml``; every other byte stays."""
+    """Replace the key ``old`` by ``new`` in ``config.yaml``; every other byte stays.
+
+    The edited text goes to a temporary file (same mode, fsynced) that must parse to the same
+    domains in the same order with only that name changed; then it replaces the file.
+    """
     path = Path(cfg.path)
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise _refuse(f"{rel(path)} is not UTF-8; rename the key by hand") from None
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        root = None
     node = (
         next((k for k, _ in root.value if isinstance(k, yaml.ScalarNode) and k.value == old), None)
         if isinstance(root, yaml.MappingNode)
         else None
     )
-    if node is None or node.start_mark.line != node.end_mark.line:
+    a, b = (node.start_mark.index, node.end_mark.index) if node is not None else (0, 0)
+    if node is None or node.start_mark.line != node.end_mark.line or not _is_key(text[a:b], old):
         raise _refuse(f"cannot find the key {old!r} on one line of {rel(path)}; rename it by hand")
-    lines = text.splitlines(keepends=True)
-    line, a, b = node.start_mark.line, node.start_mark.column, node.end_mark.column
-    lines[line] = lines[line][:a] + _key_text(new, node.style) + lines[line][b:]
-    edited = "".join(lines)
+    edited = text[:a] + _key_text(new, node.style) + text[b:]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as stream:
             stream.write(edited)
             stream.flush()
             os.fsync(stream.fileno())
-        after = load_config(tmp)
+        os.chmod(tmp, stat.S_IMODE(os.stat(path).st_mode))
+        try:
+            after = load_config(tmp)
+        except ConfigError:
+            after = None
         want = [(new if d == old else d, body) for d, body in cfg.domains.items()]
-        if [d for d, _ in want] != list(after.domains) or not all(
-            same_value(body, after.domains[d]) for d, body in want
+        if (
+            after is None
+            or [d for d, _ in want] != list(after.domains)
+            or not all(same_value(body, after.domains[d]) for d, body in want)
         ):
             raise _refuse(f"editing the key {old!r} of {rel(path)} would change more; rename it by hand")
         os.replace(tmp, path)
@@ -209,17 +221,25 @@ def _rename_key(cfg: Config, old: str, new: str) -> None:
     _atomic.fsync_dir(path.parent)
 
 
+def _is_key(text: str, name: str) -> bool:
+    """Whether ``text`` alone is the YAML key ``name`` (no anchor, tag or other token with it)."""
+    try:
+        return yaml.safe_load(f"{text}: 0") == {name: 0}
+    except yaml.YAMLError:
+        return False
+
+
 def _key_text(name: str, style: str | None) -> str:
     """``name`` as a YAML key in the original key's style (plain only when it stays a string)."""
     if style == "'":
         return "'" + name.replace("'", "''") + "'"
     if style is None:
         with contextlib.suppress(yaml.YAMLError):
-            if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", name) and yaml.safe_load(f"{name}: 0") == {
+            if re.fullmatch(r"\w[\w./-]*", name) and yaml.safe_load(f"{name}: 0") == {
                 name: 0
             }:
                 return name
-    return json.dumps(name)
+    return json.dumps(name, ensure_ascii=False)
 
 
 def _rewrite_record(path: str, new: str) -> None:
