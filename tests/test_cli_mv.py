@@ -67,6 +67,7 @@ def ws(tmp_path: Path) -> Path:
     abandoned.mkdir()
     torch.save({"sucrose": _record("base/a", 5)}, abandoned / "base_a_e5.1.pt")
     (ws / "ckpts/base/a/notes.txt").write_text("not a checkpoint")
+    torch.save({"sucrose": _record("base/a", 3)}, ws / "ckpts/base/a/last.ckpt")  # Lightning's name
     logs = ws / "logs/base/a/version_0"
     logs.mkdir(parents=True)
     (logs / "events.out.tfevents.1").write_bytes(b"x")
@@ -100,12 +101,19 @@ def test_mv_renames_key_folders_files_and_records(ws: Path) -> None:
     assert _tree(folder) == [
         ".abandoned/other_x_e5.1.pt",
         ".sucrose.lock",
+        "last.ckpt",
         "notes.txt",
         "other_x_e1.pt",
         "other_x_e2_s7.pt",
         "other_x_e3.best.ckpt",
     ]
-    for name in ("other_x_e1.pt", "other_x_e2_s7.pt", "other_x_e3.best.ckpt", ".abandoned/other_x_e5.1.pt"):
+    for name in (
+        "other_x_e1.pt",
+        "other_x_e2_s7.pt",
+        "other_x_e3.best.ckpt",
+        ".abandoned/other_x_e5.1.pt",
+        "last.ckpt",
+    ):
         assert _scenario_of(folder / name) == "other/x"
     data = torch.load(folder / "other_x_e2_s7.pt", weights_only=True)
     assert data["state_dict"]["w"].tolist() == [2.0, 2.0, 2.0] and data["sucrose"]["epochs"] == 2
@@ -124,7 +132,7 @@ def test_mv_dry_run_and_json_change_nothing(ws: Path) -> None:
     data = json.loads(out)
     assert data["dry_run"] and data["done"] == [] and data["failed"] is None
     kinds = [s["kind"] for s in data["steps"]]
-    assert kinds == ["config", "folder", *["file"] * 4, "folder", *["record"] * 4]
+    assert kinds == ["config", "folder", *["file"] * 4, "folder", *["record"] * 5]
     assert {p: p.read_bytes() for p in ws.rglob("*") if p.is_file()} == before
 
 
@@ -143,6 +151,7 @@ def test_mv_quotes_key_when_needed(ws: Path) -> None:
         ("base/a", "base/../x", "bad new name"),
         ("base/a", "workspace", "holds layout settings"),
         ("nope", "x", "not a domain"),
+        ("../base/a", "x", "bad old name"),
         ("base", "top", "child domains (base/a, base/b)"),
         ("base/a", "base", "inside"),
         ("base/a", "base/a/x", "inside"),
@@ -212,7 +221,7 @@ def test_check_reports_record_of_another_scenario(ws: Path) -> None:
     assert set(entry) == {"kind", "path", "message", "scenario", "recorded"}
     # the suggested command finishes the rename: records rewritten, logs moved
     steps = plan_move(ws, load_config(ws), "base/a", "base/c")
-    assert [s.kind for s in steps] == ["file", "folder", *["record"] * 4]
+    assert [s.kind for s in steps] == ["file", "folder", *["record"] * 5]
     code, _, err = cli("-w", str(ws), "mv", "base/a", "base/c")
     assert code == 0, err
     assert check_report(ws).ok
@@ -244,7 +253,7 @@ def test_interrupted_mv_reports_and_finishes(ws: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(mv, "_rewrite_record", flaky)
     result = move(ws, "base/a", "base/c")
     assert result.failed is not None and "No space left" in result.failed[1]
-    assert len(result.left) == 2 and [s.kind for s in result.done][-1] == "record"
+    assert len(result.left) == 3 and [s.kind for s in result.done][-1] == "record"
     assert [p.kind for p in check_report(ws).problems] == ["record", "record"]
     monkeypatch.setattr(mv, "_rewrite_record", real)
     code, _, err = cli("-w", str(ws), "mv", "base/a", "base/c")
@@ -262,7 +271,7 @@ def test_mv_failure_message_names_done_and_left(ws: Path, monkeypatch: pytest.Mo
     code, out, err = cli("-w", str(ws), "mv", "base/a", "base/c")
     assert code == 1
     assert "renamed key 'base/a' -> 'base/c'" in out
-    assert "could not rewrite record" in err and err.count("not done: rewrite record") == 3
+    assert "could not rewrite record" in err and err.count("not done: rewrite record") == 4
     assert "run 'sucrose mv base/a base/c' again to finish" in err
 
 
@@ -284,3 +293,57 @@ def test_mv_keeps_every_other_byte(tmp_path: Path) -> None:
     assert (ws / "config.yaml").read_bytes() == text.replace("base/a :", "base/\u00e9t\u00e9 :").encode()
     assert (ws / "config.yaml").stat().st_mode & 0o777 == 0o600
     assert load_config(ws).domains["base/\u00e9t\u00e9"] == {"y": 2}
+
+
+def test_peek_never_imports_or_runs_anything(tmp_path: Path) -> None:
+    import pickle
+    import zipfile
+
+    from sucrose_lightning._peek import recorded_scenario
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("evil/data.pkl", pickle.dumps({"x": Evil(), "sucrose": {"scenario": "base"}}))
+    assert recorded_scenario(path) == "base"
+    assert not marker.exists()
+    (tmp_path / "junk.pt").write_bytes(b"PK not a zip")
+    assert recorded_scenario(tmp_path / "junk.pt") is None
+
+
+def test_check_with_record_problems_imports_no_torch(ws: Path) -> None:
+    target = Layout(ws, "base/b", SETTINGS).ckpt_path(1)
+    target.parent.mkdir(parents=True)
+    target.write_bytes((ws / "ckpts/base/a/base_a_e1.pt").read_bytes())
+    code = textwrap.dedent(
+        f"""
+        import contextlib, io, sys
+        from sucrose_lightning.cli import main
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            rc = main(["-w", {str(ws)!r}, "check"])
+        heavy = sorted({{m.split(".")[0] for m in sys.modules}} & {{"torch", "lightning", "numpy"}})
+        print(rc, "copied from scenario 'base/a'" in out.getvalue(), heavy)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "1 True []", proc.stderr
+
+
+def test_interrupt_reports_what_was_done(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sucrose_lightning.cli import mv
+
+    def interrupted(path: str, new: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mv, "_rewrite_record", interrupted)
+    result = move(ws, "base/a", "base/c")
+    assert result.failed is not None and result.failed[1].startswith("KeyboardInterrupt")
+    assert [s.kind for s in result.done] == ["config", "folder", *["file"] * 4, "folder"]
+    assert not (ws / "ckpts/base/c/.sucrose.lock").read_bytes()  # the lock was given back

@@ -71,9 +71,8 @@ def run_command(args: argparse.Namespace) -> Output:
     if command == "check":
         return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
     if command == "mv":
-        ws = workspace_folder(args.workspace)
-        load_workspace(ws)  # a missing or broken config.yaml: the usual messages
-        return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run), fmt)
+        ws, cfg = load_workspace(args.workspace)
+        return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
         out.err(f"{PROG}: {PLOT_INSTALL_HINT}")

@@ -98,9 +98,10 @@ def plan_move(ws: Path, cfg: Config, old: str, new: str) -> list[Step]:
     Raises:
         MoveRefused: a bad ``new``, ``old`` unknown, a name taken, or child domains.
     """
-    bad = check_domain_name(new)
-    if bad:
-        raise _refuse(f"bad new name {new!r}: {bad}")
+    for name, what in ((old, "old"), (new, "new")):
+        bad = check_domain_name(name)
+        if bad:
+            raise _refuse(f"bad {what} name {name!r}: {bad}")
     if WORKSPACE_DOMAIN in (old, new):
         raise _refuse(f"{WORKSPACE_DOMAIN!r} holds layout settings and is not a scenario")
     if old == new:
@@ -235,9 +236,7 @@ def _key_text(name: str, style: str | None) -> str:
         return "'" + name.replace("'", "''") + "'"
     if style is None:
         with contextlib.suppress(yaml.YAMLError):
-            if re.fullmatch(r"\w[\w./-]*", name) and yaml.safe_load(f"{name}: 0") == {
-                name: 0
-            }:
+            if re.fullmatch(r"\w[\w./-]*", name) and yaml.safe_load(f"{name}: 0") == {name: 0}:
                 return name
     return json.dumps(name, ensure_ascii=False)
 
@@ -267,14 +266,18 @@ def _run(step: Step, cfg: Config) -> None:
         _atomic.fsync_dir(Path(step.dst).parent)
 
 
-def move(ws: Path, old: str, new: str, *, dry_run: bool = False) -> MoveResult:
+def move(ws: Path, old: str, new: str, *, dry_run: bool = False, cfg: Config | None = None) -> MoveResult:
     """Rename scenario ``old`` to ``new`` (or, with ``dry_run``, only plan), holding its lock.
+
+    ``cfg`` is the workspace's parsed config (read from ``ws`` when omitted). An interrupted
+    step (an error, Ctrl-C) ends the run: :attr:`MoveResult.failed` names it, and
+    :attr:`MoveResult.done` and :attr:`MoveResult.left` what was and was not done.
 
     Raises:
         MoveRefused: nothing was changed (bad name, taken name, unknown scenario, child
             domains, a process training it).
     """
-    cfg = load_config(ws)
+    cfg = load_config(ws) if cfg is None else cfg
     result = MoveResult(old, new, plan_move(ws, cfg, old, new), dry_run)
     if dry_run:
         return result
@@ -292,11 +295,8 @@ def move(ws: Path, old: str, new: str, *, dry_run: bool = False) -> MoveResult:
             try:
                 _run(step, cfg)
             except MoveRefused:
-                if i == 0:
-                    raise
-                result.failed, result.left = (step, "refused"), result.steps[i + 1 :]
-                break
-            except Exception as err:
+                raise  # only the config edit refuses, and it is the first step: nothing changed
+            except (Exception, KeyboardInterrupt) as err:
                 result.failed, result.left = (step, f"{type(err).__name__}: {err}"), result.steps[i + 1 :]
                 break
             result.done.append(step)
