@@ -1,4 +1,4 @@
-"""The ``sucrose`` command: see, compare, check, plot and prune a workspace's scenarios.
+"""The ``sucrose`` command: see, compare, check, plot, rename and prune a workspace's scenarios.
 
 Subcommands (``sucrose -h`` and ``sucrose SUBCOMMAND -h`` for details)::
 
@@ -9,17 +9,19 @@ Subcommands (``sucrose -h`` and ``sucrose SUBCOMMAND -h`` for details)::
     sucrose plot A [B ...] --tag TAG    one PNG comparing a TensorBoard scalar across scenarios
     sucrose scalars A [B ...] --tag TAG the same data as CSV or JSON
     sucrose prune SCENARIO --keep K     delete all but the newest K checkpoints (with --yes)
+    sucrose mv OLD NEW [--dry-run]      rename a scenario: config key, folders, file names, records
 
 Exit codes: 0 fine, 1 a problem was found (``check``), the config file is broken or there was
 nothing to plot, 2 a usage error (unknown scenario, bad option, missing workspace, missing
 optional dependency). Errors are one clear message on stderr, never a traceback.
 
 ``ls``, ``show``, ``diff`` and ``check`` (without ``--verify``) import neither torch, lightning,
-tensorboard nor matplotlib, so they start in a fraction of a second. Nothing here imports
-torch at all: ``check --verify`` CRC-checks the zip archives with :mod:`zipfile`.
+tensorboard nor matplotlib, so they start in a fraction of a second. Only ``mv`` imports
+torch (to rewrite the records inside checkpoints): ``check --verify`` CRC-checks the zip
+archives with :mod:`zipfile`, and ``check`` reads the records from their pickles alone.
 
 Each subcommand has a module (:mod:`.ls`, :mod:`.show`, :mod:`.diff`, :mod:`.check`,
-:mod:`.prune`, :mod:`.logs`) with a function that computes plain data (``ls_report``,
+:mod:`.prune`, :mod:`.mv`, :mod:`.logs`) with a function that computes plain data (``ls_report``,
 ``check_report``, ``prune``, ...) and one that renders it (``render_ls``, ...) into an
 :class:`~.render.Output`; :func:`main` parses, computes, renders and prints.
 """
@@ -49,6 +51,7 @@ from .logs import (
     write_plot,
 )
 from .ls import ls_report, render_ls
+from .mv import move, render_mv
 from .parser import build_parser
 from .prune import prune, render_prune
 from .render import Output
@@ -67,6 +70,9 @@ def run_command(args: argparse.Namespace) -> Output:
     command, fmt = args.command, args.format
     if command == "check":
         return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
+    if command == "mv":
+        ws, cfg = load_workspace(args.workspace)
+        return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
         out.err(f"{PROG}: {PLOT_INSTALL_HINT}")

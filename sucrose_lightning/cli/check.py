@@ -11,21 +11,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import _atomic
+from .._peek import recorded_scenario
 from ..config import CONFIG_FILE, Config, WorkspaceSettings, load_config
 from ..errors import ConfigError
 from ..inventory import all_folders, find_orphans, scenario_files, store_of
+from ..store import CheckpointStore
 from .render import Output, rel, to_json
 
-__all__ = ["CheckReport", "Note", "Problem", "check_report", "render_check"]
+__all__ = ["CheckReport", "Note", "Problem", "check_report", "record_problems", "render_check"]
 
 
 @dataclass
 class Problem:
-    """One problem: its kind (``config``, ``ckpt``, ``temp``, ``orphan``), the path, the message."""
+    """One problem: its kind (``config``, ``ckpt``, ``temp``, ``orphan``, ``record``), the path, the message.
+
+    ``extra`` holds the fields a kind adds to the JSON output (``record``: ``scenario``, the
+    folder's, and ``recorded``, the one the checkpoint names).
+    """
 
     kind: str
     path: str
     message: str
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,10 +118,13 @@ def check_report(ws: Path, verify: bool = False) -> CheckReport:
         orphans = find_orphans(ws, cfg)
         names = [*cfg.scenarios, *orphans]
         report.scenarios = len(cfg.scenarios)
+    domains = set(cfg.domains) if cfg is not None else set()
     for name in names:
-        problems, notes, checked = store_of(ws, name, settings).problems(verify=verify)
+        store = store_of(ws, name, settings)
+        problems, notes, checked = store.problems(verify=verify)
         report.ckpts += checked
         report.problems.extend(Problem(*p) for p in problems)
+        report.problems.extend(record_problems(store, {p[1] for p in problems}, domains))
         report.notes.extend(Note(*n) for n in notes)
     for name in orphans:
         info = scenario_files(ws, name, settings)
@@ -134,10 +145,57 @@ def check_report(ws: Path, verify: bool = False) -> CheckReport:
     return report
 
 
+def record_problems(store: CheckpointStore, unreadable: set[str], domains: set[str]) -> list[Problem]:
+    """Stamped checkpoints of ``store`` whose sucrose record names another scenario.
+
+    Reads only each file's small pickle (:func:`~sucrose_lightning._peek.recorded_scenario`,
+    no torch); files in ``unreadable`` (already reported) and files without a record are
+    skipped. ``domains`` tells a renamed scenario (no longer a domain) from a copied file.
+
+    Examples:
+        >>> from sucrose_lightning.config import WorkspaceSettings
+        >>> from sucrose_lightning.layout import Layout
+        >>> store = CheckpointStore(Layout(ws, "base/case1", WorkspaceSettings()))
+        >>> store.folder.mkdir(parents=True)
+        >>> torch.save({"sucrose": {"format": 1, "scenario": "old"}}, store.layout.ckpt_path(1))
+        >>> [(p.kind, p.extra) for p in record_problems(store, set(), {"base", "base/case1"})]
+        [('record', {'scenario': 'base/case1', 'recorded': 'old'})]
+    """
+    name = store.layout.name
+    found = []
+    for ckpt in store.files():
+        if ckpt.path in unreadable or _atomic.check_file(ckpt.path) is not None:
+            continue
+        recorded = recorded_scenario(ckpt.path)
+        if recorded is None or recorded == name:
+            continue
+        if recorded in domains:
+            fix = (
+                f"copied from scenario {recorded!r}? resuming {name!r} from it warns that another "
+                f"scenario wrote it; move it back to {recorded!r}'s folder or delete it"
+            )
+        else:
+            fix = (
+                f"renamed by hand, or an interrupted 'sucrose mv'? run 'sucrose mv {recorded} {name}' "
+                "to rewrite the records (it finishes an interrupted rename)"
+            )
+        found.append(
+            Problem(
+                "record",
+                ckpt.path,
+                f"its record names scenario {recorded!r}, not {name!r} whose folder holds it; {fix}",
+                {"scenario": name, "recorded": recorded},
+            )
+        )
+    return found
+
+
 def _json(report: CheckReport) -> dict[str, Any]:
     return {
         "ok": report.ok,
-        "problems": [{"kind": p.kind, "path": p.path, "message": p.message} for p in report.problems],
+        "problems": [
+            {"kind": p.kind, "path": p.path, "message": p.message, **p.extra} for p in report.problems
+        ],
         "notes": [n.text() for n in report.notes],
         "checked": {"scenarios": report.scenarios, "ckpts": report.ckpts},
         "verify": report.verify,

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     workspace.add_argument("-w", "--workspace", default=argparse.SUPPRESS, help=_WORKSPACE_HELP)
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="See, compare, check, plot and prune the scenarios of a sucrose workspace.",
+        description="See, compare, check, plot, rename and prune the scenarios of a sucrose workspace.",
         epilog="exit codes: 0 fine, 1 problem found, 2 usage error. "
         "'sucrose SUBCOMMAND -h' shows each subcommand's options.",
     )
@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "-o", "--output", help="PNG file to write (default: <tag>.png in the current folder)"
             )
+
+    p = add(
+        "mv",
+        "rename a scenario: its key in config.yaml, its checkpoint and logs folders, its file "
+        "names and the records inside its checkpoints (refused while it is being trained)",
+        ["text", "json"],
+    )
+    p.add_argument("old", help="the scenario's name now")
+    p.add_argument("new", help="its new name (not a domain yet, no folders)")
+    p.add_argument("--dry-run", action="store_true", help="only print what would change")
 
     p = add(
         "prune",
