@@ -214,21 +214,21 @@ class Layout:
         for stamp in stamps[1:]:
             yield self._file(*stamp, ext)
 
-    def _file(self, epochs: int, step: int, label: str, ext: str) -> CkptFile:
+    def _file(self, epochs: int, step: int, main: bool, label: str, ext: str) -> CkptFile:
         real_step = None if step < 0 else step
         name = self.ckpt_name(epochs, real_step, ext, label or None)
         return CkptFile(epochs, real_step, os.path.join(self._ckpts_str, name))
 
     def _stamps(
         self, ext: str, select: Select | None = None, sort: bool = True
-    ) -> list[tuple[int, int, str]]:
-        """``(epochs, step or -1, label or "")`` of each stamped name in the folder, oldest first.
+    ) -> list[tuple[int, int, bool, str]]:
+        """``(epochs, step or -1, unlabelled?, label or "")`` of each stamped name, oldest first.
 
         Regular files only (``DirEntry.is_file`` needs no extra ``stat``), then one regex pass
         over their joined names and C-level sorting of tuples: a folder of 10,000 checkpoints
         takes two to three times as long as listing it. Names holding a newline are left out
         so that each line of the joined text is exactly one name. At one stamp an unlabelled
-        file sorts before labelled ones.
+        file sorts after labelled ones.
         """
         try:
             with os.scandir(self.ckpts_dir) as entries:
@@ -241,9 +241,11 @@ class Layout:
                 f"{err.strerror or err}; check its permissions"
             ) from None
         found = self._pattern(ext, lines=True).findall("\n".join(names))
-        stamps = [(int(epochs), int(step) if step else -1, label) for epochs, step, label in found]
+        # (epochs, step, unlabelled?, label): at one stamp the unlabelled file sorts last, so the
+        # newest-first scan (and so the resume rule) picks it over a labelled twin of the same state
+        stamps = [(int(e), int(s) if s else -1, not lab, lab) for e, s, lab in found]
         if select is not None:
-            stamps = [s for s in stamps if select(s[2] or None)]
+            stamps = [s for s in stamps if select(s[3] or None)]
         if sort:
             stamps.sort()
         return stamps

@@ -183,13 +183,28 @@ class CheckpointStore:
         """The checkpoint a run resumes from: the most advanced readable one, or ``None``.
 
         Most epochs, then most steps, over every file of every callback of the scenario
-        (whatever ``monitor`` or ``save_top_k`` pruned); weights-only files never count.
+        (whatever ``monitor`` or ``save_top_k`` pruned); of files with the same stamp, the one
+        written last; weights-only files never count.
 
         Args:
             ext: which loop's files (``settings.ckpts_extension`` or the Lightning one).
             verify: CRC-check every byte of a candidate, not only its structure.
         """
-        return self.first_readable(self.newest_first(ext, self.resumable), verify=verify)
+        candidates = self.newest_first(ext, self.resumable)
+        target = self.first_readable(candidates, verify=verify)
+        if target is None:
+            return None
+        # several callbacks saved this very state: the file written last also holds the others'
+        # callback states as they were after their save (Lightning dumps every callback's state)
+        for twin in candidates:
+            if twin.order != target.order:
+                break
+            if (
+                _mtime(twin.path) > _mtime(target.path)
+                and _atomic.check_file(twin.path, verify=verify) is None
+            ):
+                target = twin
+        return target
 
     def load_newest(
         self,
@@ -421,6 +436,13 @@ class CheckpointStore:
                     )
                 )
         return problems, notes, checked
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
 
 
 def _pid_of_temp(tmp: Path) -> int:
