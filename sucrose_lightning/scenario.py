@@ -10,7 +10,7 @@ import contextvars
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,6 @@ from .view import ConfigView
 
 if TYPE_CHECKING:  # pragma: no cover
     from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["META_KEY", "SucroseScenario", "current", "set_current"]
@@ -433,11 +432,13 @@ class SucroseScenario(ConfigView):
 
         return make_callbacks(self, **options)
 
-    def logger(self, **options: Any) -> TensorBoardLogger:
-        """Lightning's ``TensorBoardLogger`` writing exactly to :attr:`logs_dir`.
+    def logger(self, kind: str | Sequence[str] = "tensorboard", **options: Any) -> Any:
+        """Lightning logger(s) rooted in this scenario: ``Trainer(logger=ssc.logger())``.
 
-        See :func:`sucrose_lightning.lightning.make_logger` for the options.
+        ``kind`` is ``"tensorboard"`` (default), ``"csv"``, ``"mlflow"``, ``"wandb"`` or a list of
+        them (``ssc.logger(["tensorboard", "mlflow"])``); each keeps one run per scenario across
+        resumes. See :func:`sucrose_lightning.loggers.make_logger` and ``docs/tracking.md``.
         """
-        from .lightning import make_logger
+        from .loggers import make_logger
 
-        return make_logger(self, **options)
+        return make_logger(self, kind, **options)
