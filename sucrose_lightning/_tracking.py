@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import SucroseError
 
-__all__ = ["Deferred", "TrainerTap", "missing", "umask", "write_hparams_yaml"]
+__all__ = ["Deferred", "TrainerTap", "missing", "plain_writer", "umask", "write_hparams_yaml"]
 
 log = logging.getLogger("sucrose_lightning")
 
@@ -141,3 +141,33 @@ class TrainerTap:
             result = (True, step)
         self._sucrose_start = result
         return result
+
+
+def plain_writer(ssc: Any, loaded: bool, *, purge: bool = True, axis: str = "step", **kwargs: Any) -> Any:
+    """The plain loop's ``SummaryWriter`` on ``ssc.logs_dir`` (``ssc.start_pytorch_tensorboard``).
+
+    With ``purge`` the writer starts with ``purge_step`` at the point the run resumes from
+    (``ssc.num_steps`` for ``axis="step"``, ``ssc.last_epoch`` for ``axis="epoch"``): TensorBoard
+    drops the points an earlier, killed run logged at that step or later, and a fresh run (0)
+    starts the curves over. ``purge=False`` keeps every point.
+
+    Raises:
+        SucroseError: ``log_dir``/``purge_step`` given, a bad ``axis``, or ``purge`` while the
+            scenario has checkpoints but none was loaded (``loaded`` false): purging from 0
+            then would hide every earlier point.
+    """
+    for fixed in ("log_dir", "purge_step"):
+        if fixed in kwargs:
+            raise SucroseError(f"start_pytorch_tensorboard() decides {fixed}= itself; drop it")
+    if axis not in ("step", "epoch"):
+        raise SucroseError(f"start_pytorch_tensorboard(axis=...) is 'step' or 'epoch', not {axis!r}")
+    if purge:
+        if not loaded:
+            raise SucroseError(
+                f"scenario {ssc.name!r} has checkpoints in {ssc.ckpts_dir} but none is loaded: call "
+                "ssc.load_state_dict(...) before ssc.start_pytorch_tensorboard() (or pass purge=False)"
+            )
+        kwargs["purge_step"] = ssc.num_steps if axis == "step" else ssc.last_epoch
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(ssc.logs_dir), **kwargs)

@@ -401,25 +401,29 @@ class SucroseScenario(ConfigView):
 
     # ------------------------------------------------------------------ logging
 
-    def start_pytorch_tensorboard(self, **kwargs: Any) -> SummaryWriter:
-        """A ``torch.utils.tensorboard.SummaryWriter`` writing to :attr:`logs_dir`.
+    def start_pytorch_tensorboard(
+        self, *, purge: bool = True, axis: str = "step", **kwargs: Any
+    ) -> SummaryWriter:
+        """A ``torch.utils.tensorboard.SummaryWriter`` on :attr:`logs_dir`; call it after ``load_state_dict``.
 
-        Args:
-            **kwargs: passed to ``SummaryWriter`` (``log_dir`` is fixed to the scenario's).
+        ``purge=True`` (default) starts it with ``purge_step`` where the run resumes, so the points
+        a killed run logged after its last checkpoint are dropped: :attr:`num_steps` for
+        ``axis="step"``, :attr:`last_epoch` for ``axis="epoch"`` (what your ``global_step`` counts).
+        ``kwargs`` go to ``SummaryWriter``. See :func:`sucrose_lightning._tracking.plain_writer`.
 
         Examples:
             >>> ssc = SucroseScenario(ws, "base")
+            >>> _ = ssc.load_state_dict()
             >>> writer = ssc.start_pytorch_tensorboard()
             >>> writer.add_scalar("loss", 0.5, ssc.num_steps)
             >>> writer.close()
             >>> [p.name.split(".")[0] for p in ssc.logs_dir.iterdir()]
             ['events']
         """
-        if "log_dir" in kwargs:
-            raise SucroseError("start_pytorch_tensorboard() writes to the scenario's logs_dir; drop log_dir=")
-        from torch.utils.tensorboard import SummaryWriter
+        from ._tracking import plain_writer
 
-        return SummaryWriter(log_dir=str(self.logs_dir), **kwargs)
+        loaded = self._epochs is not None or not self.ckpts(plain_loop=True)
+        return plain_writer(self, loaded, purge=purge, axis=axis, **kwargs)
 
     # ------------------------------------------------------------------ Lightning
 
