@@ -13,14 +13,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .errors import SucroseError
 
-__all__ = ["Deferred", "TrainerTap", "missing", "plain_writer", "umask", "write_hparams_yaml"]
+__all__ = [
+    "Deferred",
+    "TrainerTap",
+    "fixed_options",
+    "missing",
+    "plain_writer",
+    "umask",
+    "write_hparams_yaml",
+]
 
 log = logging.getLogger("sucrose_lightning")
 
@@ -48,6 +58,18 @@ class Deferred:
 
     def __repr__(self) -> str:
         return "<sucrose: tracker run not opened yet (opens at first use)>"
+
+
+def fixed_options(ssc: Any, kind: str, options: dict[str, Any], fixed: Sequence[str]) -> None:
+    """Refuse options the scenario decides (its folder, its run name)."""
+    given = [k for k in fixed if k in options]
+    if given:
+        raise SucroseError(
+            f"the {kind} logger of scenario {ssc.name!r} decides "
+            + ", ".join(f"{k}=" for k in given)
+            + " itself; drop "
+            + ("it" if len(given) == 1 else "them")
+        )
 
 
 def missing(kind: str, module: str) -> SucroseError:
@@ -143,6 +165,32 @@ class TrainerTap:
         return result
 
 
+_EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d+)\.")
+
+
+def after_older_event_files(folder: Path) -> None:
+    """Return once a new event file in ``folder`` is sure to sort after every existing one.
+
+    Event files are named ``events.out.tfevents.<seconds>.<host>.<pid>.<n>`` and TensorBoard
+    reads them in name order; a purge applies only to the events read before it. Two files of
+    the same second sort by pid and counter, not by age, so when the newest file is from this
+    very second (a restart within a second, as in tests) this waits for the next one: at most
+    a second, capped at 2 s when that file's clock is ahead of ours.
+    """
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    stamps = [int(m.group(1)) for m in map(_EVENT_FILE.match, names) if m]
+    if not stamps:
+        return
+    wait = max(stamps) + 1 - time.time()
+    if wait > 2:
+        log.warning("event files in %s are from the future (clock skew?); their order may be off", folder)
+    if wait > 0:
+        time.sleep(min(wait, 2.0))
+
+
 def plain_writer(ssc: Any, loaded: bool, *, purge: bool = True, axis: str = "step", **kwargs: Any) -> Any:
     """The plain loop's ``SummaryWriter`` on ``ssc.logs_dir`` (``ssc.start_pytorch_tensorboard``).
 
@@ -168,6 +216,7 @@ def plain_writer(ssc: Any, loaded: bool, *, purge: bool = True, axis: str = "ste
                 "ssc.load_state_dict(...) before ssc.start_pytorch_tensorboard() (or pass purge=False)"
             )
         kwargs["purge_step"] = ssc.num_steps if axis == "step" else ssc.last_epoch
+        after_older_event_files(ssc.logs_dir)
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(log_dir=str(ssc.logs_dir), **kwargs)

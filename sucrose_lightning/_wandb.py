@@ -15,8 +15,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import WandbLogger
 
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap
-from .loggers import fixed_options
+from ._tracking import Deferred, TrainerTap, fixed_options
 from .trackers import merged_params, scenario_group, store_run, stored_run
 
 __all__ = ["SucroseWandbLogger"]

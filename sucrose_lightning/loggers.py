@@ -13,7 +13,7 @@ What the TensorBoard logger adds to Lightning's ``TensorBoardLogger``:
   resumes from (0 for a fresh start), so TensorBoard drops the points that the dead run logged
   after that checkpoint (ghosts) and shows the resumed run's instead;
 * the hyperparameters (merged config + the module's) live in one event file of their own,
-  ``events.out.tfevents.0000000000.sucrose-hparams``, replaced by every run that logs: the
+  ``events.hparams.sucrose.tfevents``, replaced by every run that logs: the
   HPARAMS tab shows the latest config (TensorBoard keeps the *first* session of a run);
 * ``hparams.yaml`` is rewritten atomically by every run that logs, with the usual file mode.
 """
@@ -34,7 +34,15 @@ from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap, umask, write_hparams_yaml
+from ._tracking import (
+    Deferred,
+    TrainerTap,
+    after_older_event_files,
+    fixed_options,
+    missing,
+    umask,
+    write_hparams_yaml,
+)
 from .errors import SucroseError
 
 __all__ = ["HPARAMS_EVENTS", "KINDS", "SucroseLogger", "make_logger"]
@@ -45,19 +53,7 @@ _FIXED_LOGGER_OPTIONS = ("save_dir", "name", "version", "root_dir", "log_dir")
 KINDS = ("tensorboard", "csv", "mlflow", "wandb")
 
 #: The event file holding a scenario's hyperparameters (sorts before every other event file).
-HPARAMS_EVENTS = "events.out.tfevents.0000000000.sucrose-hparams"
-
-
-def fixed_options(ssc: ScenarioLike, kind: str, options: dict[str, Any], fixed: Sequence[str]) -> None:
-    """Refuse options the scenario decides (its folder, its run name)."""
-    given = [k for k in fixed if k in options]
-    if given:
-        raise SucroseError(
-            f"the {kind} logger of scenario {ssc.name!r} decides "
-            + ", ".join(f"{k}=" for k in given)
-            + " itself; drop "
-            + ("it" if len(given) == 1 else "them")
-        )
+HPARAMS_EVENTS = "events.hparams.sucrose.tfevents"
 
 
 class SucroseLogger(TrainerTap, TensorBoardLogger):
@@ -114,6 +110,8 @@ class SucroseLogger(TrainerTap, TensorBoardLogger):
         fitting, step = self.start_point()
         if fitting and step is not None:
             kwargs.setdefault("purge_step", step)
+        if kwargs.get("purge_step") is not None:
+            after_older_event_files(Path(self.log_dir))
         self._experiment = SummaryWriter(log_dir=self.log_dir, **kwargs)
         self._write_hparams()
         return self._experiment
@@ -221,9 +219,25 @@ def write_hparams_events(folder: Path, params: dict[str, Any], metrics: dict[str
 def _one(ssc: ScenarioLike, kind: str, options: dict[str, Any]) -> Logger:
     if kind == "tensorboard":
         return SucroseLogger(ssc, **options)
-    from . import trackers
+    if kind == "csv":
+        from .trackers import SucroseCSVLogger
 
-    return trackers.make(ssc, kind, options)
+        return SucroseCSVLogger(ssc, **options)
+    if kind == "mlflow":
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise missing("mlflow", "mlflow") from None
+        from ._mlflow import SucroseMLFlowLogger
+
+        return SucroseMLFlowLogger(ssc, **options)
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        raise missing("wandb", "wandb") from None
+    from ._wandb import SucroseWandbLogger
+
+    return SucroseWandbLogger(ssc, **options)
 
 
 def make_logger(ssc: ScenarioLike, kind: str | Sequence[str] = "tensorboard", **options: Any) -> Any:

@@ -29,39 +29,17 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.utilities.logger import _convert_params
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from . import _runids
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap, missing, umask, write_hparams_yaml
-from .loggers import fixed_options
+from ._tracking import Deferred, TrainerTap, fixed_options, umask, write_hparams_yaml
 from .names import parent_of
 
-__all__ = ["SucroseCSVLogger", "make"]
+__all__ = ["SucroseCSVLogger", "merged_params", "scenario_group", "store_run", "stored_run"]
 
 log = logging.getLogger("sucrose_lightning")
-
-
-def make(ssc: ScenarioLike, kind: str, options: dict[str, Any]) -> Logger:
-    """The logger of ``kind`` (``"csv"``, ``"mlflow"``, ``"wandb"``) for ``ssc``."""
-    if kind == "csv":
-        return SucroseCSVLogger(ssc, **options)
-    if kind == "mlflow":
-        try:
-            import mlflow  # noqa: F401
-        except ImportError:
-            raise missing("mlflow", "mlflow") from None
-        from ._mlflow import SucroseMLFlowLogger
-
-        return SucroseMLFlowLogger(ssc, **options)
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        raise missing("wandb", "wandb") from None
-    from ._wandb import SucroseWandbLogger
-
-    return SucroseWandbLogger(ssc, **options)
 
 
 def merged_params(ssc: ScenarioLike, params: Any, first: bool) -> dict[str, Any]:
