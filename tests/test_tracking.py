@@ -117,7 +117,18 @@ def test_tensorboard_and_csv_kill_resume_no_ghosts_latest_hparams(tmp_path):
     assert not list(logs.glob(".*"))  # no temporary file left
 
 
-def test_a_refused_or_idle_run_writes_no_log_file(tmp_path):
+def test_a_refused_or_idle_run_writes_no_log_file(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    kinds = ["tensorboard", "csv", "mlflow"]
+
+    def mlflow_runs() -> list[str]:
+        client = mlflow.MlflowClient(uri)
+        return [
+            r.info.run_id for r in client.search_runs([e.experiment_id for e in client.search_experiments()])
+        ]
+
     ws = H.write_workspace(tmp_path / "ws")
     ctx = H.forkserver()
     ready, done = ctx.Event(), ctx.Event()
@@ -127,16 +138,20 @@ def test_a_refused_or_idle_run_writes_no_log_file(tmp_path):
         assert ready.wait(60)
         ssc = sucrose.scenario(ws, "base")
         with pytest.raises(LockError):
-            _fit_with(ssc, 1, ["tensorboard", "csv"])
+            _fit_with(ssc, 1, kinds)
         assert not (ws / "logs").exists()
+        assert mlflow_runs() == []
     finally:
         done.set()
         holder.join(30)
     ssc = sucrose.scenario(ws, "base")
-    _fit_with(ssc, 1, ["tensorboard", "csv"])
+    _fit_with(ssc, 1, kinds)
     before = {p.name: p.stat().st_mtime_ns for p in ssc.logs_dir.iterdir()}
-    _fit_with(ssc, 1, ["tensorboard", "csv"])  # nothing left to train
+    runs = mlflow_runs()
+    assert len(runs) == 1
+    _fit_with(ssc, 1, kinds)  # nothing left to train
     assert {p.name: p.stat().st_mtime_ns for p in ssc.logs_dir.iterdir()} == before
+    assert mlflow_runs() == runs
 
 
 def _fit_with(ssc, epochs: int, kinds: list[str]):
