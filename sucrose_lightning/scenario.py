@@ -10,7 +10,7 @@ import contextvars
 import logging
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,6 @@ from .view import ConfigView
 
 if TYPE_CHECKING:  # pragma: no cover
     from lightning.pytorch.callbacks import Callback
-    from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.tensorboard import SummaryWriter
 
 __all__ = ["META_KEY", "SucroseScenario", "current", "set_current"]
@@ -402,25 +401,30 @@ class SucroseScenario(ConfigView):
 
     # ------------------------------------------------------------------ logging
 
-    def start_pytorch_tensorboard(self, **kwargs: Any) -> SummaryWriter:
-        """A ``torch.utils.tensorboard.SummaryWriter`` writing to :attr:`logs_dir`.
+    def start_pytorch_tensorboard(
+        self, *, purge: bool = True, axis: str = "step", **kwargs: Any
+    ) -> SummaryWriter:
+        """A ``torch.utils.tensorboard.SummaryWriter`` on :attr:`logs_dir`; call it after ``load_state_dict``.
 
-        Args:
-            **kwargs: passed to ``SummaryWriter`` (``log_dir`` is fixed to the scenario's).
+        ``purge=True`` (default) starts it with ``purge_step`` where the run resumes, so the points
+        a killed run logged after its last checkpoint are dropped: :attr:`num_steps` for
+        ``axis="step"``, :attr:`last_epoch` for ``axis="epoch"`` (what your ``global_step`` counts).
+        ``kwargs`` go to ``SummaryWriter``. See :func:`sucrose_lightning._tracking.plain_writer`.
 
         Examples:
             >>> ssc = SucroseScenario(ws, "base")
+            >>> _ = ssc.load_state_dict()
             >>> writer = ssc.start_pytorch_tensorboard()
             >>> writer.add_scalar("loss", 0.5, ssc.num_steps)
             >>> writer.close()
             >>> [p.name.split(".")[0] for p in ssc.logs_dir.iterdir()]
             ['events']
         """
-        if "log_dir" in kwargs:
-            raise SucroseError("start_pytorch_tensorboard() writes to the scenario's logs_dir; drop log_dir=")
-        from torch.utils.tensorboard import SummaryWriter
+        from ._tracking import plain_writer
 
-        return SummaryWriter(log_dir=str(self.logs_dir), **kwargs)
+        loaded = self._epochs is not None or not self.ckpts(plain_loop=True)
+        writer: SummaryWriter = plain_writer(self, loaded, purge=purge, axis=axis, **kwargs)
+        return writer
 
     # ------------------------------------------------------------------ Lightning
 
@@ -433,11 +437,13 @@ class SucroseScenario(ConfigView):
 
         return make_callbacks(self, **options)
 
-    def logger(self, **options: Any) -> TensorBoardLogger:
-        """Lightning's ``TensorBoardLogger`` writing exactly to :attr:`logs_dir`.
+    def logger(self, kind: str | Sequence[str] = "tensorboard", **options: Any) -> Any:
+        """Lightning logger(s) rooted in this scenario: ``Trainer(logger=ssc.logger())``.
 
-        See :func:`sucrose_lightning.lightning.make_logger` for the options.
+        ``kind`` is ``"tensorboard"`` (default), ``"csv"``, ``"mlflow"``, ``"wandb"`` or a list of
+        them (``ssc.logger(["tensorboard", "mlflow"])``); each keeps one run per scenario across
+        resumes. See :func:`sucrose_lightning.loggers.make_logger` and ``docs/tracking.md``.
         """
-        from .lightning import make_logger
+        from .loggers import make_logger
 
-        return make_logger(self, **options)
+        return make_logger(self, kind, **options)
