@@ -164,6 +164,12 @@ class TrainerTap:
         self._sucrose_start = result
         return result
 
+    def trained(self) -> bool:
+        """Whether this ``fit`` trained at least one step past where it started."""
+        fitting, step = self.start_point()
+        trainer = self._sucrose_trainer
+        return fitting and trainer is not None and trainer.global_step > (step or 0)
+
 
 _EVENT_FILE = re.compile(r"events\.out\.tfevents\.(\d+)\.")
 

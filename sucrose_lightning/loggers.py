@@ -171,11 +171,13 @@ class SucroseLogger(TrainerTap, TensorBoardLogger):
 
     @pl.utilities.rank_zero_only
     def finalize(self, status: str) -> None:
-        """Flush and close the writer (a run that logged nothing leaves nothing)."""
-        if self._experiment is None:
+        """Flush and close the writer. A run that trained but logged no point still records its
+        hyperparameters; one that never trained (refused, nothing left to do) leaves nothing."""
+        if self._experiment is None and not self.trained():
             return
+        writer = self._open()
         self.save()
-        self._experiment.close()
+        writer.close()
 
 
 def write_hparams_events(folder: Path, params: dict[str, Any], metrics: dict[str, float]) -> None:
