@@ -127,6 +127,16 @@ def record(
     return meta
 
 
+def epoch_finished(trainer: pl.Trainer) -> bool:
+    """Whether the training epoch now ending ran to its last batch (``limit_train_batches``
+    counted), rather than being cut short by ``max_steps`` or a stop signal."""
+    loop = trainer.fit_loop.epoch_loop
+    reached = getattr(loop, "_num_ready_batches_reached", None)
+    if callable(reached):
+        return bool(reached())
+    return bool(getattr(loop.batch_progress, "is_last_batch", False))
+
+
 def siblings(callback: Any, trainer: pl.Trainer) -> list[Any]:
     """The trainer's sucrose checkpoint callbacks of ``callback``'s scenario, in callback order."""
     store = callback.ssc.store
@@ -170,4 +180,12 @@ def read_record_on_load(callback: Any, trainer: pl.Trainer, checkpoint: dict[str
     resume_record(callback.ssc, trainer, checkpoint, strict=callback.strict_config, fitting=fitting)
 
 
-__all__ += ["META_KEY", "check_labels", "read_record_on_load", "record", "siblings", "write_record"]
+__all__ += [
+    "META_KEY",
+    "check_labels",
+    "epoch_finished",
+    "read_record_on_load",
+    "record",
+    "siblings",
+    "write_record",
+]

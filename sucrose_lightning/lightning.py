@@ -290,13 +290,17 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Silence Lightning's "directory not empty" warning: resuming is the normal case here."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """End-of-epoch saves (named with the epochs finished)."""
-        with self._saving_as("epoch"):
+        """End-of-epoch saves (named with the epochs finished).
+
+        An epoch cut short (``max_steps`` reached, a stop signal) still ends with this hook; its
+        save is a mid-epoch one (``_e1_s6``), not a claim that the epoch finished.
+        """
+        with self._saving_as("epoch" if _lit_state.epoch_finished(trainer) else "step"):
             super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Saves after validation: end-of-epoch ones after the epoch's last batch, else mid-epoch."""
-        last_batch = bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))
+        last_batch = _lit_state.epoch_finished(trainer)
         deferred = getattr(self, "_defer_save_until_validation", False)  # Lightning >= 2.5
         with self._saving_as("epoch" if last_batch and not deferred else "step"):
             super().on_validation_end(trainer, pl_module)
