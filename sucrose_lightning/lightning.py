@@ -275,9 +275,23 @@ class SucroseCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """Lightning's ``save_on_exception``, then release the lock (``teardown`` is not called then)."""
+        """Lightning's ``save_on_exception``, then release the lock (``teardown`` is not called then).
+
+        A monitored callback's save here is not among its top k: it becomes the latest state
+        (``<tag>-latest``), replacing the previous one, instead of a ``best`` file never pruned.
+        """
         try:
-            super().on_exception(trainer, pl_module, exception)
+            if self.monitor is None or not self._should_save_on_exception(trainer):
+                super().on_exception(trainer, pl_module, exception)
+                return
+            previous = self.latest_model_path
+            self._role = "latest"
+            try:
+                self.latest_model_path = self.format_checkpoint_name(self._monitor_candidates(trainer))
+                super().on_exception(trainer, pl_module, exception)
+            finally:
+                self._role = ""
+            self._drop_latest(trainer, previous)
         finally:
             self._release()
 
@@ -377,7 +391,10 @@ class SucroseCheckpoint(ModelCheckpoint):
                 self._role = ""
         else:
             self.latest_model_path = ""
-        # a superseded latest state goes, even the one this run resumed from (it is older now)
+        self._drop_latest(trainer, previous)
+
+    def _drop_latest(self, trainer: pl.Trainer, previous: str) -> None:
+        """A superseded latest state goes, even the one this run resumed from (it is older now)."""
         if previous and previous != self.latest_model_path and Path(previous).parent == self.ssc.ckpts_dir:
             self._remove_checkpoint(trainer, previous)
 
