@@ -114,6 +114,9 @@ class SucroseCheckpoint(ModelCheckpoint):
         ('val_loss', 2, 'best')
     """
 
+    #: Global step of the last save, if that save was only the latest state (not among the top k).
+    _latest_step: int | None = None
+
     def __init__(
         self,
         ssc: ScenarioLike,
@@ -389,9 +392,26 @@ class SucroseCheckpoint(ModelCheckpoint):
                 self._save_checkpoint(trainer, self.latest_model_path)
             finally:
                 self._role = ""
+            self._latest_step = trainer.global_step
         else:
             self.latest_model_path = ""
+            self._latest_step = None
         self._drop_latest(trainer, previous)
+
+    def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
+        """Lightning's rule, except that a latest-state save does not count as this step's save.
+
+        Lightning saves at most once per global step. A step whose only save was the latest state
+        (stock Lightning saves nothing then) may still save its top k, e.g. the save deferred to
+        the validation that follows, with fresh metrics.
+        """
+        if self._latest_step is None or self._latest_step != trainer.global_step:
+            return super()._should_skip_saving_checkpoint(trainer)
+        saved, self._last_global_step_saved = self._last_global_step_saved, -1
+        try:
+            return super()._should_skip_saving_checkpoint(trainer)
+        finally:
+            self._last_global_step_saved = saved
 
     def _drop_latest(self, trainer: pl.Trainer, previous: str) -> None:
         """A superseded latest state goes, even the one this run resumed from (it is older now)."""
