@@ -69,11 +69,17 @@ test_model_checkpoint.py
                                                      (sucrose: the most advanced file, documented)
     test_expand_home, test_save_last_cli ........... n/a: dirpath fixed; argument parsing untouched
 
+Two files of ``tests/tests_pytorch/callbacks/`` test ModelCheckpoint too:
+
 test_model_checkpoint_manual_opt.py (manual optimization)
     test_model_checkpoint_manual_opt(_warning) ..... test_manual_optimization
     test_model_checkpoint_manual_opt_train_time_interval,
     ..._broadcasts_skip_time_unconditionally ....... test_same_saves_as_stock[manual-*] (whatever the
                                                      installed Lightning does, sucrose does the same)
+test_model_checkpoint_edge_cases.py (saves deferred until the monitored metric is fresh)
+    test_checkpoint_defers_with_mid_epoch_validation  test_same_saves_as_stock[steps-deferred-*]
+    test_time_interval_defers_across_epoch_until_first_validation
+                                                     test_same_saves_as_stock[time-deferred-*]
 
 test_checkpoint_callback_frequency.py
     test_disabled_checkpointing .................... test_trainer_checkpoint_callback_wiring
@@ -310,6 +316,22 @@ def saves(t: Spy) -> list[tuple[int, int, bool]]:
         ),
         pytest.param(
             {"monitor": "val_loss", "every_n_train_steps": 2}, Scripted, 2, True, {}, id="deferred-to-val"
+        ),
+        pytest.param(
+            {"monitor": "score", "mode": "max", "every_n_train_steps": 1, "every_n_epochs": 0},
+            Scripted,
+            2,
+            True,
+            {"val_check_interval": 0.5},
+            id="steps-deferred-to-mid-epoch-val",
+        ),
+        pytest.param(
+            {"monitor": "score", "train_time_interval": timedelta(0), "save_on_train_epoch_end": False},
+            Scripted,
+            3,
+            True,
+            {"check_val_every_n_epoch": 2},
+            id="time-deferred-to-val-every-2-epochs",
         ),
         pytest.param({"save_last": True, "every_n_train_steps": 3}, Scripted, 2, True, {}, id="save_last"),
         pytest.param(
