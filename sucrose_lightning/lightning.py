@@ -29,6 +29,7 @@ This module imports lightning; ``import sucrose_lightning`` does not import it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -278,23 +279,14 @@ class SucroseCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """Lightning's ``save_on_exception``, then release the lock (``teardown`` is not called then).
-
-        A monitored callback's save here is not among its top k: it becomes the latest state
-        (``<tag>-latest``), replacing the previous one, instead of a ``best`` file never pruned.
-        """
+        """Lightning's ``save_on_exception`` (a monitored callback's is its latest state, not a
+        ``best`` file), then release the lock (``teardown`` is not called then)."""
         try:
             if self.monitor is None or not self._should_save_on_exception(trainer):
                 super().on_exception(trainer, pl_module, exception)
-                return
-            previous = self.latest_model_path
-            self._role = "latest"
-            try:
-                self.latest_model_path = self.format_checkpoint_name(self._monitor_candidates(trainer))
-                super().on_exception(trainer, pl_module, exception)
-            finally:
-                self._role = ""
-            self._drop_latest(trainer, previous)
+            else:
+                save = functools.partial(ModelCheckpoint.on_exception, self, trainer, pl_module, exception)
+                _lit_state.save_as_latest(self, trainer, self._monitor_candidates(trainer), save)
         finally:
             self._release()
 
@@ -307,11 +299,8 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Silence Lightning's "directory not empty" warning: resuming is the normal case here."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """End-of-epoch saves (named with the epochs finished).
-
-        An epoch cut short (``max_steps`` reached, a stop signal) still ends with this hook; its
-        save is a mid-epoch one (``_e1_s6``), not a claim that the epoch finished.
-        """
+        """End-of-epoch saves (named with the epochs finished); an epoch cut short by ``max_steps``
+        or a stop signal also ends here, and its save is a mid-epoch one (``_e1_s6``)."""
         with self._saving_as("epoch" if _lit_state.epoch_finished(trainer) else "step"):
             super().on_train_epoch_end(trainer, pl_module)
 
@@ -384,28 +373,17 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Top-k as Lightning does it, plus the latest state when it did not enter the top k."""
         before = self._last_checkpoint_saved
         super()._save_monitor_checkpoint(trainer, monitor_candidates)
-        previous = self.latest_model_path
         if self._last_checkpoint_saved == before:  # not among the top k: keep it as the latest state
-            self._role = "latest"
-            try:
-                self.latest_model_path = self.format_checkpoint_name(monitor_candidates)
-                self._save_checkpoint(trainer, self.latest_model_path)
-            finally:
-                self._role = ""
-            self._latest_step = trainer.global_step
+            save = lambda: self._save_checkpoint(trainer, self.latest_model_path)  # noqa: E731
+            _lit_state.save_as_latest(self, trainer, monitor_candidates, save)
         else:
-            self.latest_model_path = ""
-            self._latest_step = None
-        self._drop_latest(trainer, previous)
+            previous, self.latest_model_path, self._latest_step = self.latest_model_path, "", None
+            self._drop_latest(trainer, previous)
 
     def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
-        """Lightning's rule, except that a latest-state save does not count as this step's save.
-
-        Lightning saves at most once per global step. A step whose only save was the latest state
-        (stock Lightning saves nothing then) may still save its top k, e.g. the save deferred to
-        the validation that follows, with fresh metrics.
-        """
-        if self._latest_step is None or self._latest_step != trainer.global_step:
+        """Lightning's once-per-step rule, where a step whose only save was the latest state (stock
+        Lightning saves nothing then) may still save its top k (e.g. deferred to the validation)."""
+        if self._latest_step != trainer.global_step:
             return super()._should_skip_saving_checkpoint(trainer)
         saved, self._last_global_step_saved = self._last_global_step_saved, -1
         try:
