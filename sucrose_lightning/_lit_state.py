@@ -7,6 +7,7 @@ changed config. Kept apart from ``lightning.py`` so that the callback stays abou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
@@ -127,6 +128,32 @@ def record(
     return meta
 
 
+def epoch_finished(trainer: pl.Trainer) -> bool:
+    """Whether the training epoch now ending ran to its last batch (``limit_train_batches``
+    counted), rather than being cut short by ``max_steps`` or a stop signal."""
+    loop = trainer.fit_loop.epoch_loop
+    reached = getattr(loop, "_num_ready_batches_reached", None)
+    if callable(reached):
+        return bool(reached())
+    return bool(getattr(loop.batch_progress, "is_last_batch", False))
+
+
+def save_as_latest(
+    callback: Any, trainer: pl.Trainer, candidates: dict[str, Any], save: Callable[[], None]
+) -> None:
+    """Run ``save`` (a save not among the callback's top k) as its latest state: named
+    ``<tag>-latest``, kept as ``latest_model_path``, replacing the previous latest state."""
+    previous = callback.latest_model_path
+    callback._role = "latest"
+    try:
+        callback.latest_model_path = callback.format_checkpoint_name(candidates)
+        save()
+    finally:
+        callback._role = ""
+    callback._latest_step = trainer.global_step
+    callback._drop_latest(trainer, previous)
+
+
 def siblings(callback: Any, trainer: pl.Trainer) -> list[Any]:
     """The trainer's sucrose checkpoint callbacks of ``callback``'s scenario, in callback order."""
     store = callback.ssc.store
@@ -170,4 +197,13 @@ def read_record_on_load(callback: Any, trainer: pl.Trainer, checkpoint: dict[str
     resume_record(callback.ssc, trainer, checkpoint, strict=callback.strict_config, fitting=fitting)
 
 
-__all__ += ["META_KEY", "check_labels", "read_record_on_load", "record", "siblings", "write_record"]
+__all__ += [
+    "META_KEY",
+    "check_labels",
+    "epoch_finished",
+    "read_record_on_load",
+    "record",
+    "save_as_latest",
+    "siblings",
+    "write_record",
+]

@@ -29,6 +29,7 @@ This module imports lightning; ``import sucrose_lightning`` does not import it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,6 +114,9 @@ class SucroseCheckpoint(ModelCheckpoint):
         >>> best.monitor, best.save_top_k, best.label
         ('val_loss', 2, 'best')
     """
+
+    #: Global step of the last save, if that save was only the latest state (not among the top k).
+    _latest_step: int | None = None
 
     def __init__(
         self,
@@ -275,9 +279,14 @@ class SucroseCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        """Lightning's ``save_on_exception``, then release the lock (``teardown`` is not called then)."""
+        """Lightning's ``save_on_exception`` (a monitored callback's is its latest state, not a
+        ``best`` file), then release the lock (``teardown`` is not called then)."""
         try:
-            super().on_exception(trainer, pl_module, exception)
+            if self.monitor is None or not self._should_save_on_exception(trainer):
+                super().on_exception(trainer, pl_module, exception)
+            else:
+                save = functools.partial(ModelCheckpoint.on_exception, self, trainer, pl_module, exception)
+                _lit_state.save_as_latest(self, trainer, self._monitor_candidates(trainer), save)
         finally:
             self._release()
 
@@ -290,13 +299,14 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Silence Lightning's "directory not empty" warning: resuming is the normal case here."""
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """End-of-epoch saves (named with the epochs finished)."""
-        with self._saving_as("epoch"):
+        """End-of-epoch saves (named with the epochs finished); an epoch cut short by ``max_steps``
+        or a stop signal also ends here, and its save is a mid-epoch one (``_e1_s6``)."""
+        with self._saving_as("epoch" if _lit_state.epoch_finished(trainer) else "step"):
             super().on_train_epoch_end(trainer, pl_module)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Saves after validation: end-of-epoch ones after the epoch's last batch, else mid-epoch."""
-        last_batch = bool(getattr(trainer.fit_loop.epoch_loop.batch_progress, "is_last_batch", False))
+        last_batch = _lit_state.epoch_finished(trainer)
         deferred = getattr(self, "_defer_save_until_validation", False)  # Lightning >= 2.5
         with self._saving_as("epoch" if last_batch and not deferred else "step"):
             super().on_validation_end(trainer, pl_module)
@@ -363,17 +373,26 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Top-k as Lightning does it, plus the latest state when it did not enter the top k."""
         before = self._last_checkpoint_saved
         super()._save_monitor_checkpoint(trainer, monitor_candidates)
-        previous = self.latest_model_path
         if self._last_checkpoint_saved == before:  # not among the top k: keep it as the latest state
-            self._role = "latest"
-            try:
-                self.latest_model_path = self.format_checkpoint_name(monitor_candidates)
-                self._save_checkpoint(trainer, self.latest_model_path)
-            finally:
-                self._role = ""
+            save = lambda: self._save_checkpoint(trainer, self.latest_model_path)  # noqa: E731
+            _lit_state.save_as_latest(self, trainer, monitor_candidates, save)
         else:
-            self.latest_model_path = ""
-        # a superseded latest state goes, even the one this run resumed from (it is older now)
+            previous, self.latest_model_path, self._latest_step = self.latest_model_path, "", None
+            self._drop_latest(trainer, previous)
+
+    def _should_skip_saving_checkpoint(self, trainer: pl.Trainer) -> bool:
+        """Lightning's once-per-step rule, where a step whose only save was the latest state (stock
+        Lightning saves nothing then) may still save its top k (e.g. deferred to the validation)."""
+        if self._latest_step != trainer.global_step:
+            return super()._should_skip_saving_checkpoint(trainer)
+        saved, self._last_global_step_saved = self._last_global_step_saved, -1
+        try:
+            return super()._should_skip_saving_checkpoint(trainer)
+        finally:
+            self._last_global_step_saved = saved
+
+    def _drop_latest(self, trainer: pl.Trainer, previous: str) -> None:
+        """A superseded latest state goes, even the one this run resumed from (it is older now)."""
         if previous and previous != self.latest_model_path and Path(previous).parent == self.ssc.ckpts_dir:
             self._remove_checkpoint(trainer, previous)
 
