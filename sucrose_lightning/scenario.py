@@ -18,13 +18,9 @@ from . import _rng
 from ._lock import ScenarioLock
 from ._record import FORMAT_VERSION, META_KEY, drift, read_record
 from .config import Config, load_config, plain
-from .errors import (
-    CheckpointError,
-    DamagedCheckpointError,
-    SucroseConfigWarning,
-    SucroseError,
-)
+from .errors import CheckpointError, DamagedCheckpointError, SucroseConfigWarning, SucroseError
 from .layout import CkptFile, Layout
+from .status import RunStatus, error_text, track_until_exit
 from .store import CheckpointStore
 from .view import ConfigView
 
@@ -173,6 +169,8 @@ class SucroseScenario(ConfigView):
             raise SucroseError(f"epoch_range(n) takes a non-negative int, not {n!r}")
         self.acquire_lock()
         start = self.last_epoch
+        if self._session is not None and self._session.run is not None:
+            self._session.run.set_target(start + n, start)
         return range(start, start + n)
 
     # ------------------------------------------------------------------ checkpoints
@@ -184,19 +182,28 @@ class SucroseScenario(ConfigView):
             LockError: another live process holds it (its pid, host and start time are named).
         """
         if self._session is None:
-            self._session = self._store.writer()
+            self._session = self._store.writer(run="plain")
+            track_until_exit(self._session.run)
 
-    def close(self) -> None:
-        """Release the scenario's lock (also done at interpreter exit)."""
+    def close(self, error: BaseException | None = None) -> None:
+        """End the run (``finished``, or ``failed`` with ``error``) and release the lock (also at exit)."""
         if self._session is not None:
-            self._session.release()
-            self._session = None
+            try:
+                fields = {} if error is None else {"error": error_text(error)}
+                self._session.run.end("finished" if error is None else "failed", **fields)
+            finally:
+                self._session.release()
+                self._session = None
+
+    def status(self) -> list[RunStatus]:
+        """This scenario's run history, oldest first: each run's status, host, pid, job, target."""
+        return self._store.status()
 
     def __enter__(self) -> SucroseScenario:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, tp: object, error: BaseException | None, tb: object) -> None:
+        self.close(error)
 
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""

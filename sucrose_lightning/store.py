@@ -33,6 +33,7 @@ from . import _atomic
 from ._lock import ScenarioLock
 from .errors import CheckpointError, DamagedCheckpointError, SucroseWarning
 from .layout import TEMP_NAME, CkptFile, Layout
+from .status import RunHandle, RunHistory, RunStatus
 
 __all__ = ["CheckpointStore", "Retention", "ScenarioFiles", "pid_alive"]
 
@@ -233,24 +234,48 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ writing
 
-    def writer(self, *, cleanup: bool = True) -> ScenarioLock:
+    def writer(self, *, cleanup: bool = True, run: str | None = None) -> ScenarioLock:
         """Open a writer's session: take the one-writer lock, then remove leftover temporary files.
 
         Args:
             cleanup: remove temporary files of interrupted saves (``sucrose prune`` leaves them
                 to the next run and to ``sucrose check``).
+            run: record a run of this kind (``"plain"``, ``"lightning"``) in the run history;
+                its handle is the returned lock's ``run`` attribute.
 
         Each call returns its own holder; :meth:`ScenarioLock.release` ends that session (the
-        lock itself is released when the process's last holder lets go, or when it dies).
+        lock itself is released when the process's last holder lets go, or when it dies). The
+        first holder in a process records earlier runs that never ended as ``killed``.
 
         Raises:
             LockError: another live process is training this scenario (pid, host, start named).
         """
         lock = ScenarioLock(self.layout)
         lock.acquire()
-        if cleanup:
-            self.cleanup_temps()
+        try:
+            history = self.history()
+            if lock.fresh:
+                history.reap()
+            if cleanup:
+                self.cleanup_temps()
+            handle = None
+            if run is not None:
+                ext = self.extensions[-1] if run == "lightning" else self.extensions[0]
+                newest = self.resume_target(ext)
+                handle = RunHandle(history, history.start(run, start_epochs=newest.epochs if newest else 0))
+            lock.run = handle
+        except BaseException:
+            lock.release()
+            raise
         return lock
+
+    def history(self) -> RunHistory:
+        """The scenario's run history (``.sucrose.runs.jsonl`` in its folder)."""
+        return RunHistory(self.folder, self.layout.name)
+
+    def status(self) -> list[RunStatus]:
+        """Every recorded run of the scenario, oldest first (see :mod:`sucrose_lightning.status`)."""
+        return self.history().runs()
 
     def cleanup_temps(self) -> None:
         """Remove temporary files of interrupted saves (only while holding the lock)."""
