@@ -66,6 +66,7 @@ class RunStatus:
         error: ``"<type>: <message>"`` of a failure.
         signal: the stop signal's name for a stopped run.
         ckpt: the checkpoint a stopped run wrote.
+        requeued: whether a stopped run's SLURM job was requeued.
     """
 
     run: str
@@ -81,6 +82,7 @@ class RunStatus:
     error: str | None = None
     signal: str | None = None
     ckpt: str | None = None
+    requeued: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for ``sucrose ls --format json``."""
@@ -215,6 +217,7 @@ class RunHistory:
                 elif kind == "end" and r.ended is None:
                     r.status, r.ended = str(e.get("status")), str(e.get("time"))
                     r.error, r.signal, r.ckpt = e.get("error"), e.get("signal"), e.get("ckpt")
+                    r.requeued = e.get("requeued")
         return list(runs.values())
 
     def runs(self) -> list[RunStatus]:
