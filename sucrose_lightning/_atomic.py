@@ -126,12 +126,10 @@ def append_line(path: Path, line: bytes, what: str = "file") -> None:
     """Append one line to ``path`` (created when missing) with one ``write``, then fsync.
 
     The file is opened with ``O_APPEND | O_NOFOLLOW``: a symlink planted under its name is
-    refused, naming it.
+    refused, naming it. After a torn last line (a crash mid-write) the new line starts on its own.
     """
     try:
-        fd = os.open(
-            path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, 0o644
-        )
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, 0o644)
     except OSError as err:
         if err.errno == errno.ELOOP:
             refuse_symlink(path, what)
@@ -139,7 +137,9 @@ def append_line(path: Path, line: bytes, what: str = "file") -> None:
     try:
         if not os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)) or not _is_reg(fd):
             raise CheckpointError(f"{what} {path} is not a regular file; remove it")
-        os.write(fd, line if line.endswith(b"\n") else line + b"\n")
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash mid-write left half a line
+        os.write(fd, (b"\n" if torn else b"") + (line if line.endswith(b"\n") else line + b"\n"))
         os.fsync(fd)
     except OSError as err:
         raise CheckpointError(f"cannot write {what} {path}: {describe(err)}") from None

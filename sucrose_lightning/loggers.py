@@ -15,6 +15,7 @@ from typing import Any
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from ._atomic import refuse_symlink
 from ._protocol import ScenarioLike
 from .errors import SucroseError
 
@@ -88,11 +89,14 @@ class SucroseLogger(TensorBoardLogger):
         self._hparams_dirty = False
         from lightning.pytorch.core.saving import save_hparams_to_yaml
 
-        fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)
+        final = folder / self.NAME_HPARAMS_FILE
+        if os.path.islink(final):  # the rename would not follow it, but a planted link is refused loudly
+            refuse_symlink(final, "hyperparameters file")
+        fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)  # O_EXCL
         os.close(fd)
         try:
             save_hparams_to_yaml(tmp, self.hparams)
-            os.replace(tmp, folder / self.NAME_HPARAMS_FILE)
+            os.replace(tmp, final)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(tmp)

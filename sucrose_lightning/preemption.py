@@ -8,10 +8,11 @@ Used as::
 On SIGTERM (spot instances, Kubernetes, ``scancel``) or the requeue signal (SLURM's
 ``--signal=SIGUSR1@90``; ``SLURMEnvironment(requeue_signal=...)`` changes it), the signal
 handler only notes the signal. At the next training batch boundary every rank agrees to stop
-(one reduce per batch), the scenario's normal mid-epoch checkpoint
-``<stem>_e<epochs>_s<step>.ckpt`` is written once through ``trainer.save_checkpoint``, and on
-the requeue signal under ``SLURMEnvironment(auto_requeue=True)`` (Lightning's default on SLURM)
-rank 0 runs ``scontrol requeue <job>``. Then :class:`Preempted` (a ``SystemExit``) ends the fit:
+(one reduce per batch under DDP; the requeue signal wins over others), the scenario's normal
+mid-epoch checkpoint ``<stem>_e<epochs>_s<step>.ckpt`` is written once through
+``trainer.save_checkpoint``, and on the requeue signal under
+``SLURMEnvironment(auto_requeue=True)`` (Lightning's default on SLURM) rank 0 runs
+``scontrol requeue <job>``. Then :class:`Preempted` (a ``SystemExit``) ends the fit:
 Lightning tears down, the scenario's lock is released, and the process exits with
 ``128 + signal number`` (143 for SIGTERM, 138 for SIGUSR1) unless ``exit_code`` says otherwise.
 Lightning's own ``hpc_ckpt_<N>.ckpt`` is never written: its SLURM handler is not installed while
@@ -67,7 +68,9 @@ class Preempted(SystemExit):
         self.requeued = requeued
 
     def __str__(self) -> str:
-        return f"stopped on {self.signal} after saving {self.ckpt}" + (" (job requeued)" if self.requeued else "")
+        return f"stopped on {self.signal} after saving {self.ckpt}" + (
+            " (job requeued)" if self.requeued else ""
+        )
 
 
 class SucrosePreemption(Callback):
@@ -116,7 +119,9 @@ class SucrosePreemption(Callback):
 
     def _environment(self, trainer: pl.Trainer) -> Any:
         env = getattr(trainer.strategy, "cluster_environment", None)
-        return env if env is not None else getattr(trainer._accelerator_connector, "cluster_environment", None)
+        return (
+            env if env is not None else getattr(trainer._accelerator_connector, "cluster_environment", None)
+        )
 
     def _requeue_signal(self, trainer: pl.Trainer) -> int:
         return int(getattr(self._environment(trainer), "requeue_signal", None) or signal.SIGUSR1)
@@ -191,24 +196,45 @@ class SucrosePreemption(Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         """At a batch boundary: if any rank got a stop signal, save, requeue and stop."""
-        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+        signum = self._agreed_signal(trainer)
+        if signum is None:
             return
-        signum = trainer.strategy.broadcast(self.received, src=0)
-        signum = int(signum if signum is not None else self.received or signal.SIGTERM)
         path = self.ssc.layout.ckpt_path(
-            trainer.current_epoch, trainer.global_step, self.ssc.config_file.settings.lightning_ckpts_extension
+            trainer.current_epoch,
+            trainer.global_step,
+            self.ssc.config_file.settings.lightning_ckpts_extension,
         )
         if trainer.is_global_zero:
             self.ssc.store.make_room(path, f"saving {path.name} on {signal.Signals(signum).name}")
         trainer.save_checkpoint(str(path))
         requeued = False
-        if trainer.is_global_zero and signum == self._requeue_signal(trainer) and self._should_requeue(trainer):
+        if (
+            trainer.is_global_zero
+            and signum == self._requeue_signal(trainer)
+            and self._should_requeue(trainer)
+        ):
             requeued = _requeue()
         name = signal.Signals(signum).name
         if self._session is not None and self._session.run is not None:
             self._session.run.end("stopped", signal=name, ckpt=str(path), requeued=requeued)
-        log.warning("scenario %r: stopped on %s at step %d; saved %s", self.ssc.name, name, trainer.global_step, path)
+        log.warning(
+            "scenario %r: stopped on %s at step %d; saved %s", self.ssc.name, name, trainer.global_step, path
+        )
         raise Preempted(self.exit_code_for(signum), name, str(path), requeued)
+
+    def _agreed_signal(self, trainer: pl.Trainer) -> int | None:
+        """The stop signal any rank noted (the requeue signal first), the same on every rank; one reduce."""
+        requeue_signal = self._requeue_signal(trainer)
+        mine = self.received
+        code = 0 if mine is None else (256 + mine if mine == requeue_signal else mine)
+        if trainer.world_size > 1:
+            import torch
+
+            tensor = torch.tensor(code, device=trainer.strategy.root_device)
+            code = int(trainer.strategy.reduce(tensor, reduce_op="max").item())
+        if code == 0:
+            return None
+        return code - 256 if code >= 256 else code
 
     def _should_requeue(self, trainer: pl.Trainer) -> bool:
         if self.requeue is not None:
@@ -218,10 +244,16 @@ class SucrosePreemption(Callback):
         env = self._environment(trainer)
         return isinstance(env, SLURMEnvironment) and bool(env.auto_requeue) and job_id() is not None
 
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
         """Record ``failed`` (unless this callback stopped the fit), restore the handlers, end the session."""
         try:
-            if self._session is not None and self._session.run is not None and not isinstance(exception, Preempted):
+            if (
+                self._session is not None
+                and self._session.run is not None
+                and not isinstance(exception, Preempted)
+            ):
                 self._session.run.end("failed", error=error_text(exception))
         finally:
             self._finish()

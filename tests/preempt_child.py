@@ -88,6 +88,8 @@ def child_fit(
 ) -> None:
     """Fit ``name`` to ``max_epochs`` from ``ssc.last_ckpt()``; report to ``out`` (JSON) and ``out.pt``."""
     os.environ.update(env or {})
+    if os.environ.get("SUCROSE_COUNT_WRITES"):
+        _count_writes(os.environ["SUCROSE_COUNT_WRITES"])
     H.quiet()
     torch.set_num_threads(1)
     ssc = sucrose.scenario(ws, name)
@@ -118,6 +120,30 @@ def child_fit(
     report.update(step=trainer.global_step, epoch=trainer.current_epoch, last_after=ssc.last_ckpt())
     Path(out).write_text(json.dumps(report))
     torch.save(model.state_dict(), out + ".pt")
+
+
+def _count_writes(journal: str) -> None:
+    """Append the path of every checkpoint this process writes to ``journal``."""
+    from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+    from sucrose_lightning import _atomic
+
+    real_save, real_io = _atomic.atomic_save, TorchCheckpointIO.save_checkpoint
+
+    def note(path: Any) -> None:
+        with open(journal, "a") as f:
+            f.write(f"{path}\n")
+
+    def atomic_save(obj: Any, final: Path) -> None:
+        note(final)
+        real_save(obj, final)
+
+    def io_save(self: Any, checkpoint: Any, path: Any, storage_options: Any = None) -> None:
+        note(path)
+        real_io(self, checkpoint, path, storage_options)
+
+    _atomic.atomic_save = atomic_save  # type: ignore[assignment]
+    TorchCheckpointIO.save_checkpoint = io_save  # type: ignore[method-assign]
 
 
 def fake_scontrol(folder: Path) -> tuple[Path, Path]:
