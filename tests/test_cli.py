@@ -114,9 +114,9 @@ def test_ls_table(ws: Path) -> None:
     assert rows["base/wide/lr3"].startswith("    base/wide/lr3 ")
     assert rows["base"].split()[1:3] == ["4/4", "4"]  # 4 epochs done of the last run's target 4
     assert rows["base/wide"].split()[1:4] == ["3/3", "s17", "4"]  # the .ckpt counts, and is newest
-    assert rows["base/wide/lr3"].split()[-2:] == ["yes", "-"]  # no run recorded: STATUS -
+    assert rows["base/wide/lr3"].split()[-2:] == ["yes", "finished"]  # LOGS, then STATUS
     assert rows["base/small"].split()[1:4] == ["-", "0", "-"]
-    assert rows["base/small"].split()[-2] == "no"
+    assert rows["base/small"].split()[-2:] == ["no", "-"]  # no run recorded
     assert "orphans" in proc.stdout
     assert lines[-1].split()[:3] == ["base/old", "7", "1"]
 
