@@ -144,12 +144,13 @@ class SucrosePreemption(Callback):
         elif previous == signal.SIG_DFL:
             os.kill(os.getpid(), signum)
 
-    def _install(self, trainer: pl.Trainer) -> None:
+    def _install(self, trainer: pl.Trainer, capture: bool) -> None:
+        """Handle the stop signals; ``capture``: remember the handlers to restore after the fit."""
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in self._handled(trainer):
             current = signal.getsignal(signum)
-            if current is not self._handler and signum not in self._previous:
+            if capture and current != self._handler:  # still ours after a failed fit: keep what it replaced
                 self._previous[signum] = current
             signal.signal(signum, self._handler)
 
@@ -167,9 +168,9 @@ class SucrosePreemption(Callback):
         """Note stop signals from now on (so Lightning's SLURM handler is not installed); start the run."""
         if stage != "fit":
             return
-        self.received, self._previous = None, {}
+        self.received = None
         self._active = True
-        self._install(trainer)
+        self._install(trainer, capture=True)
         problem: str | None = None
         if trainer.is_global_zero and self._session is None:
             try:
@@ -192,7 +193,7 @@ class SucrosePreemption(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Replace the handlers Lightning composed meanwhile by this callback's alone."""
-        self._install(trainer)
+        self._install(trainer, capture=False)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         """At a batch boundary: if any rank got a stop signal, save, requeue and stop."""

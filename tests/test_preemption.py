@@ -169,47 +169,43 @@ def test_failed_fit_is_recorded_and_signal_handlers_are_restored(tmp_path):
                 raise FloatingPointError("loss is nan")
             return super().training_step(batch, batch_idx)
 
-    H.quiet()
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    ws = H.write_workspace(tmp_path / "ws", C.CONFIG)
-    ssc = sucrose.SucroseScenario(ws, "base")
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=2,
-        callbacks=[*ssc.callbacks(), SucrosePreemption(ssc)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    model = Boom(in_dim=4, hidden=8)
-    with pytest.raises(FloatingPointError):
-        trainer.fit(model, C.train_loader(ssc, False))
-    run = ssc.status()[-1]
-    assert (run.status, run.error, run.target) == ("failed", "FloatingPointError: loss is nan", 2)
-    assert not (ssc.ckpts_dir / ".sucrose.lease").exists()
-    # Lightning put the callback's handler back after the failure: it hands signals on
-    for signum, previous in before.items():
-        current = signal.getsignal(signum)
-        assert current == previous or getattr(current, "__self__", None).__class__ is SucrosePreemption
-    received = []
-    signal.signal(signal.SIGUSR2, signal.SIG_DFL)
-    old = signal.signal(signal.SIGTERM, lambda *a: received.append(a[0]))
-    try:
-        trainer2 = pl.Trainer(
+    def trainer(callbacks):
+        return pl.Trainer(
             accelerator="cpu",
-            max_epochs=1,
-            callbacks=[SucrosePreemption(ssc)],
+            max_epochs=2,
+            callbacks=callbacks,
             logger=False,
             enable_progress_bar=False,
             enable_model_summary=False,
-            enable_checkpointing=False,
         )
-        trainer2.fit(H.TinyModule(in_dim=4, hidden=8), C.train_loader(ssc, False))
-        assert ssc.status()[-1].status == "finished"
-        os.kill(os.getpid(), signal.SIGTERM)  # after the fit: the user's own handler gets it
+
+    H.quiet()
+    ws = H.write_workspace(tmp_path / "ws", C.CONFIG)
+    ssc = sucrose.SucroseScenario(ws, "base")
+    received = []
+
+    def users_handler(signum, frame):
+        received.append(signum)
+
+    users = signal.signal(signal.SIGTERM, users_handler)
+    try:
+        preemption = SucrosePreemption(ssc)  # one instance for both fits
+        with pytest.raises(FloatingPointError):
+            trainer([*ssc.callbacks(), preemption]).fit(Boom(in_dim=4, hidden=8), C.train_loader(ssc, False))
+        run = ssc.status()[-1]
+        assert (run.status, run.error, run.target) == ("failed", "FloatingPointError: loss is nan", 2)
+        assert not (ssc.ckpts_dir / ".sucrose.lease").exists()
+        os.kill(os.getpid(), signal.SIGTERM)  # after a failed fit the signal still reaches the user's handler
         assert received == [signal.SIGTERM]
+        trainer([*ssc.callbacks(), preemption]).fit(
+            H.TinyModule(in_dim=4, hidden=8), C.train_loader(ssc, False)
+        )
+        assert [r.status for r in ssc.status()] == ["failed", "finished"]
+        assert signal.getsignal(signal.SIGTERM) is users_handler
+        os.kill(os.getpid(), signal.SIGTERM)  # after a finished fit too
+        assert received == [signal.SIGTERM, signal.SIGTERM]
     finally:
-        signal.signal(signal.SIGTERM, old)
+        signal.signal(signal.SIGTERM, users)
 
 
 def _free_port() -> int:
