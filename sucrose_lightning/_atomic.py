@@ -109,14 +109,21 @@ def _check_not_link(path: Path, what: str) -> None:
         refuse_symlink(path, what)
 
 
-def open_exclusive(path: Path, what: str = "temporary file") -> int:
+def open_exclusive(path: Path, what: str = "temporary file") -> IO[bytes]:
     """Create ``path`` exclusively without following symlinks (``O_CREAT | O_EXCL | O_NOFOLLOW``).
+
+    Returns:
+        The file, open for binary writing (its ``name`` is ``path``).
 
     Raises:
         CheckpointError: something (a symlink, a file) already sits under that name.
     """
+
+    def opener(name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+        return open(path, "wb", opener=opener)
     except FileExistsError:
         _check_not_link(path, what)
         raise CheckpointError(f"{what} {path} exists already; remove it and start again") from None
@@ -157,9 +164,9 @@ def atomic_write_bytes(final: Path, data: bytes, what: str = "file") -> None:
     """Replace ``final`` by ``data`` atomically (exclusive temp file, fsync, rename); never via a symlink."""
     _check_not_link(final, what)
     tmp = temp_path(final)
-    fd = open_exclusive(tmp)
+    stream = open_exclusive(tmp)
     try:
-        with os.fdopen(fd, "wb") as stream:
+        with stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
@@ -198,9 +205,15 @@ def atomic_save(obj: Any, final: Path) -> None:
     ensure_dir(final.parent)
     _check_not_link(final, "checkpoint")
     tmp = temp_path(final)
-    fd = open_exclusive(tmp)
     try:
-        with os.fdopen(fd, "wb") as stream:
+        stream = open_exclusive(tmp)
+    except OSError as err:
+        raise CheckpointError(
+            f"could not save checkpoint {final}: {describe(err)}; the previous checkpoints in "
+            f"{final.parent} are untouched"
+        ) from err
+    try:
+        with stream:
             _serialize(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())
