@@ -21,7 +21,9 @@ this callback handles the requeue signal. The next start's ``ssc.last_ckpt()`` i
 SIGTERM never requeues (``scancel`` means stop; SLURM requeues preempted jobs itself when the
 partition says so). A signal that arrives after the last training batch lets the fit finish.
 
-The callback also records each fit in the scenario's run history
+Only the first ``SucrosePreemption`` of a trainer acts (a second one, say one from
+``ssc.callbacks()`` and one added by hand, does nothing). The callback also records each fit
+in the scenario's run history
 (:mod:`sucrose_lightning.status`): ``finished``, ``stopped`` (signal, checkpoint, requeued) or
 ``failed`` (exception type and message). This module imports lightning.
 """
@@ -107,6 +109,7 @@ class SucrosePreemption(Callback):
         self.requeue = requeue
         self.exit_code = exit_code
         self.received: int | None = None
+        self._inert = False  # another SucrosePreemption of the same trainer does the work
         self._active = False
         self._previous: dict[int, Any] = {}
         self._session: ScenarioLock | None = None
@@ -168,6 +171,10 @@ class SucrosePreemption(Callback):
         """Note stop signals from now on (so Lightning's SLURM handler is not installed); start the run."""
         if stage != "fit":
             return
+        first = next(c for c in trainer.callbacks if isinstance(c, SucrosePreemption))
+        self._inert = first is not self  # e.g. ssc.callbacks() has one and the user added another
+        if self._inert:
+            return
         self.received = None
         self._active = True
         self._install(trainer, capture=True)
@@ -184,7 +191,7 @@ class SucrosePreemption(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Record the epoch target (``max_epochs``) and the epochs resumed from."""
-        if self._session is None or self._session.run is None:
+        if self._inert or self._session is None or self._session.run is None:
             return
         ext = self.ssc.config_file.settings.lightning_ckpts_extension
         parsed = self.ssc.layout.parse(Path(str(trainer.ckpt_path)).name, ext) if trainer.ckpt_path else None
@@ -193,10 +200,13 @@ class SucrosePreemption(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Replace the handlers Lightning composed meanwhile by this callback's alone."""
-        self._install(trainer, capture=False)
+        if not self._inert:
+            self._install(trainer, capture=False)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
         """At a batch boundary: if any rank got a stop signal, save, requeue and stop."""
+        if self._inert:
+            return
         signum = self._agreed_signal(trainer)
         if signum is None:
             return
@@ -249,6 +259,8 @@ class SucrosePreemption(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         """Record ``failed`` (unless this callback stopped the fit), restore the handlers, end the session."""
+        if self._inert:
+            return
         try:
             if (
                 self._session is not None
@@ -261,7 +273,7 @@ class SucrosePreemption(Callback):
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Record ``finished`` (the fit reached its end), restore the handlers, end the session."""
-        if stage != "fit":
+        if stage != "fit" or self._inert:
             return
         try:
             if self._session is not None and self._session.run is not None:

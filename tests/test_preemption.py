@@ -265,3 +265,25 @@ def test_two_nodes_stop_at_the_same_batch_and_write_once(tmp_path):
     assert reports[0]["last_after"] == reports[1]["last_after"] == str(ssc.ckpts_dir / f"base_e{EPOCHS}.ckpt")
     assert (reports[0]["step"], reports[1]["step"]) == (EPOCHS * 4, EPOCHS * 4)
     assert [r.status for r in ssc.status()] == ["stopped", "finished"]
+
+
+def test_a_second_preemption_callback_does_nothing(tmp_path):
+    import lightning.pytorch as pl
+
+    from sucrose_lightning.preemption import SucrosePreemption
+
+    H.quiet()
+    ws = H.write_workspace(tmp_path / "ws", C.CONFIG)
+    ssc = sucrose.SucroseScenario(ws, "base")
+    first, second = SucrosePreemption(ssc), SucrosePreemption(ssc)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=1,
+        callbacks=[*ssc.callbacks(), first, second],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(H.TinyModule(in_dim=4, hidden=8), C.train_loader(ssc, False))
+    assert [r.status for r in ssc.status()] == ["finished"]  # one run recorded, not two
+    assert (first._inert, second._inert) == (False, True)
