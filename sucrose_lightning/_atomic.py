@@ -19,7 +19,19 @@ from typing import IO, Any
 from .errors import CheckpointError, DamagedCheckpointError, SucroseWarning, UnsafeCheckpointError
 from .layout import temp_path
 
-__all__ = ["atomic_save", "check_file", "describe", "ensure_dir", "fsync_dir", "torch_load", "warn_skipped"]
+__all__ = [
+    "append_line",
+    "atomic_save",
+    "atomic_write_bytes",
+    "check_file",
+    "describe",
+    "ensure_dir",
+    "fsync_dir",
+    "open_exclusive",
+    "refuse_symlink",
+    "torch_load",
+    "warn_skipped",
+]
 
 log = logging.getLogger("sucrose_lightning")
 
@@ -68,6 +80,104 @@ def _os_error_in(err: BaseException | None) -> OSError | None:
     return None
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def refuse_symlink(path: str | os.PathLike[str], what: str = "file") -> None:
+    """Raise :class:`CheckpointError` naming ``path``, a symlink sucrose will not follow.
+
+    Examples:
+        >>> try:
+        ...     refuse_symlink("/ws/ckpts/base/.sucrose.lock", "lock file")
+        ... except CheckpointError as err:
+        ...     print(str(err).split(";")[0])
+        lock file /ws/ckpts/base/.sucrose.lock is a symbolic link
+    """
+    try:
+        target = f" (pointing to {os.readlink(path)})"
+    except OSError:
+        target = ""
+    raise CheckpointError(
+        f"{what} {path} is a symbolic link{target}; sucrose never writes through a symlink in a "
+        "workspace (someone may have planted it): remove it and start again"
+    )
+
+
+def _check_not_link(path: Path, what: str) -> None:
+    if os.path.islink(path):
+        refuse_symlink(path, what)
+
+
+def open_exclusive(path: Path, what: str = "temporary file") -> IO[bytes]:
+    """Create ``path`` exclusively without following symlinks (``O_CREAT | O_EXCL | O_NOFOLLOW``).
+
+    Returns:
+        The file, open for binary writing (its ``name`` is ``path``).
+
+    Raises:
+        CheckpointError: something (a symlink, a file) already sits under that name.
+    """
+
+    def opener(name: str, flags: int) -> int:
+        return os.open(name, flags | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+
+    try:
+        return open(path, "wb", opener=opener)
+    except FileExistsError:
+        _check_not_link(path, what)
+        raise CheckpointError(f"{what} {path} exists already; remove it and start again") from None
+
+
+def append_line(path: Path, line: bytes, what: str = "file") -> None:
+    """Append one line to ``path`` (created when missing) with one ``write``, then fsync.
+
+    The file is opened with ``O_APPEND | O_NOFOLLOW``: a symlink planted under its name is
+    refused, naming it. After a torn last line (a crash mid-write) the new line starts on its own.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _CLOEXEC | os.O_NONBLOCK, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            refuse_symlink(path, what)
+        raise CheckpointError(f"cannot write {what} {path}: {describe(err)}") from None
+    try:
+        if not os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False)) or not _is_reg(fd):
+            raise CheckpointError(f"{what} {path} is not a regular file; remove it")
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a crash mid-write left half a line
+        os.write(fd, (b"\n" if torn else b"") + (line if line.endswith(b"\n") else line + b"\n"))
+        os.fsync(fd)
+    except OSError as err:
+        raise CheckpointError(f"cannot write {what} {path}: {describe(err)}") from None
+    finally:
+        os.close(fd)
+
+
+def _is_reg(fd: int) -> bool:
+    import stat
+
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def atomic_write_bytes(final: Path, data: bytes, what: str = "file") -> None:
+    """Replace ``final`` by ``data`` atomically (exclusive temp file, fsync, rename); never via a symlink."""
+    _check_not_link(final, what)
+    tmp = temp_path(final)
+    stream = open_exclusive(tmp)
+    try:
+        with stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(final.parent)
+
+
 def ensure_dir(folder: Path) -> None:
     """Create ``folder`` (and parents) or raise :class:`CheckpointError` naming it."""
     try:
@@ -90,12 +200,20 @@ def atomic_save(obj: Any, final: Path) -> None:
 
     Raises:
         CheckpointError: the folder cannot be created or written (disk full, permission
-            denied, read-only filesystem, ...).
+            denied, read-only filesystem, ...), or ``final`` is a symlink (refused, naming it).
     """
     ensure_dir(final.parent)
+    _check_not_link(final, "checkpoint")
     tmp = temp_path(final)
     try:
-        with open(tmp, "wb") as stream:
+        stream = open_exclusive(tmp)
+    except OSError as err:
+        raise CheckpointError(
+            f"could not save checkpoint {final}: {describe(err)}; the previous checkpoints in "
+            f"{final.parent} are untouched"
+        ) from err
+    try:
+        with stream:
             _serialize(obj, stream)
             stream.flush()
             os.fsync(stream.fileno())

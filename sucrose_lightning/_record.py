@@ -11,9 +11,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import same_value
-from .errors import CheckpointError
+from .errors import CheckpointError, SucroseError
 
-__all__ = ["FORMAT_VERSION", "META_KEY", "build_record", "config_diff", "drift", "read_record"]
+__all__ = [
+    "FORMAT_VERSION",
+    "META_KEY",
+    "build_record",
+    "config_diff",
+    "drift",
+    "load_into",
+    "read_record",
+    "state_payload",
+]
 
 #: Key of the scenario's own record (name, epochs, config, hash, random states) in a checkpoint.
 META_KEY = "sucrose"
@@ -21,6 +30,52 @@ META_KEY = "sucrose"
 FORMAT_VERSION = 1
 
 _UNSET = object()
+
+
+def state_payload(objs: Mapping[str, Any]) -> dict[str, Any]:
+    """What the plain loop saves of ``objs``: each one's ``state_dict()``, or the object itself.
+
+    Examples:
+        >>> state_payload({"note": "hi", "counts": [1, 2]})
+        {'note': 'hi', 'counts': [1, 2]}
+    """
+    payload: dict[str, Any] = {}
+    for key, obj in objs.items():
+        state_dict = getattr(obj, "state_dict", None)
+        payload[key] = state_dict() if callable(state_dict) else obj
+    return payload
+
+
+def load_into(objs: Mapping[str, Any], data: Mapping[str, Any], path: str) -> None:
+    """Give each of ``objs`` its entry of the checkpoint ``data`` (read from ``path``).
+
+    Raises:
+        CheckpointError: an entry is missing, or an object refuses its state (named with the file).
+        SucroseError: an object has no ``load_state_dict``.
+
+    Examples:
+        >>> load_into({"model": object()}, {"other": 1}, "base_e1.pt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        sucrose_lightning.errors.CheckpointError: checkpoint base_e1.pt has no entry 'model' ...
+    """
+    missing = [k for k in objs if k not in data]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} has no entry {', '.join(map(repr, missing))} "
+            f"(entries: {', '.join(repr(k) for k in data if k != META_KEY)})"
+        )
+    for key, obj in objs.items():
+        loader = getattr(obj, "load_state_dict", None)
+        if not callable(loader):
+            raise SucroseError(f"cannot load {key!r}: {type(obj).__name__} has no load_state_dict()")
+        try:
+            loader(data[key])
+        except (RuntimeError, ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(
+                f"could not load entry {key!r} of {path} into {type(obj).__name__} ({err}); "
+                "was it saved from the same model and config?"
+            ) from err
 
 
 def build_record(

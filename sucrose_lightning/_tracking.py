@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._atomic import refuse_symlink
 from .errors import SucroseError
 
 __all__ = [
@@ -96,12 +97,15 @@ def write_hparams_yaml(folder: Path, hparams: Mapping[str, Any], name: str = "hp
     from lightning.pytorch.core.saving import save_hparams_to_yaml
 
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)
+    final = folder / name
+    if os.path.islink(final):  # the rename would not follow it, but a planted link is refused loudly
+        refuse_symlink(final, "hyperparameters file")
+    fd, tmp = tempfile.mkstemp(prefix=".hparams.", suffix=".yaml.tmp", dir=folder)  # O_EXCL
     os.close(fd)
     try:
         save_hparams_to_yaml(tmp, dict(hparams))
         os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, folder / name)
+        os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

@@ -48,6 +48,7 @@ from ._warn import warn_user
 from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError
 from .layout import WEIGHTS_LABEL, check_label
 from .loggers import SucroseLogger, make_logger
+from .preemption import SucrosePreemption
 
 __all__ = [
     "ScenarioLike",
@@ -436,12 +437,13 @@ def make_callbacks(ssc: ScenarioLike, **options: Any) -> list[Callback]:
             ``strict_config``, ``warn_unused``, and ``ModelCheckpoint``'s own options).
 
     Returns:
-        ``[SucroseCheckpoint(ssc, **options)]``; add more ``SucroseCheckpoint(ssc, tag=...)``
-        for other retention rules (e.g. the last 2 plus the best 3).
+        ``[SucroseCheckpoint(ssc, **options), SucrosePreemption(ssc)]``: the checkpoints, and the
+        stop-signal handling (SIGTERM, SLURM's requeue signal: save, stop, requeue). Add more
+        ``SucroseCheckpoint(ssc, tag=...)`` for other retention rules (the last 2 plus the best 3).
 
     Examples:
         >>> ssc = sucrose.SucroseScenario(ws, "base/case1")
         >>> [type(c).__name__ for c in make_callbacks(ssc, every_n_train_steps=500, keep_last=5)]
-        ['SucroseCheckpoint']
+        ['SucroseCheckpoint', 'SucrosePreemption']
     """
-    return [SucroseCheckpoint(ssc, **options)]
+    return [SucroseCheckpoint(ssc, **options), SucrosePreemption(ssc)]

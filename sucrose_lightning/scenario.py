@@ -16,15 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import _rng
 from ._lock import ScenarioLock
-from ._record import META_KEY, build_record, drift, read_record
+from ._record import META_KEY, build_record, drift, load_into, read_record, state_payload
 from .config import Config, load_config, plain
-from .errors import (
-    CheckpointError,
-    DamagedCheckpointError,
-    SucroseConfigWarning,
-    SucroseError,
-)
+from .errors import CheckpointError, DamagedCheckpointError, SucroseConfigWarning, SucroseError
 from .layout import CkptFile, Layout
+from .status import RunStatus, error_text, track_until_exit
 from .store import CheckpointStore
 from .view import ConfigView
 
@@ -172,6 +168,8 @@ class SucroseScenario(ConfigView):
             raise SucroseError(f"epoch_range(n) takes a non-negative int, not {n!r}")
         self.acquire_lock()
         start = self.last_epoch
+        if self._session is not None and self._session.run is not None:
+            self._session.run.set_target(start + n, start)
         return range(start, start + n)
 
     # ------------------------------------------------------------------ checkpoints
@@ -183,14 +181,23 @@ class SucroseScenario(ConfigView):
             LockError: another live process holds it (its pid, host and start time are named).
         """
         if self._session is None:
-            self._session = self._store.writer()
+            self._session = self._store.writer(run="plain")
+            track_until_exit(self._session.run)
             self._store.new_timeline()
 
-    def close(self) -> None:
-        """Release the scenario's lock (also done at interpreter exit)."""
+    def close(self, error: BaseException | None = None) -> None:
+        """End the run (``finished``, or ``failed`` with ``error``) and release the lock (also at exit)."""
         if self._session is not None:
-            self._session.release()
-            self._session = None
+            try:
+                fields = {} if error is None else {"error": error_text(error)}
+                self._session.run.end("finished" if error is None else "failed", **fields)
+            finally:
+                self._session.release()
+                self._session = None
+
+    def status(self) -> list[RunStatus]:
+        """This scenario's run history, oldest first: each run's status, host, pid, job, target."""
+        return self._store.status()
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the writer's session: a lock belongs to the process that took it."""
@@ -201,8 +208,8 @@ class SucroseScenario(ConfigView):
     def __enter__(self) -> SucroseScenario:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, tp: object, error: BaseException | None, tb: object) -> None:
+        self.close(error)
 
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""
@@ -280,10 +287,7 @@ class SucroseScenario(ConfigView):
         if total % interval:
             self._epochs = total
             return None
-        payload: dict[str, Any] = {}
-        for key, obj in objs.items():
-            state_dict = getattr(obj, "state_dict", None)
-            payload[key] = state_dict() if callable(state_dict) else obj
+        payload = state_payload(objs)
         if save_step:
             payload[step_key] = self._num_steps
         payload[META_KEY] = self.meta(total)
@@ -371,23 +375,7 @@ class SucroseScenario(ConfigView):
             return {}
         ckpt, data = found
         self._store.new_timeline()
-        missing = [k for k in objs if k not in data]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {ckpt.path} has no entry {', '.join(map(repr, missing))} "
-                f"(entries: {', '.join(repr(k) for k in data if k != META_KEY)})"
-            )
-        for key, obj in objs.items():
-            loader = getattr(obj, "load_state_dict", None)
-            if not callable(loader):
-                raise SucroseError(f"cannot load {key!r}: {type(obj).__name__} has no load_state_dict()")
-            try:
-                loader(data[key])
-            except (RuntimeError, ValueError, KeyError, TypeError) as err:
-                raise CheckpointError(
-                    f"could not load entry {key!r} of {ckpt.path} into {type(obj).__name__} ({err}); "
-                    "was it saved from the same model and config?"
-                ) from err
+        load_into(objs, data, ckpt.path)
         step_key = self._cfg.settings.step_key
         if load_step and isinstance(data.get(step_key), int):
             self._num_steps = data[step_key]

@@ -24,85 +24,20 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import _atomic
+from ._files import Retention, ScenarioFiles, mtime_ns, pid_alive, pid_of_temp
 from ._lock import ScenarioLock
 from ._warn import warn_user
 from .errors import CheckpointError, DamagedCheckpointError, SucroseWarning
-from .layout import TEMP_NAME, CkptFile, Layout, Select, is_weights_only
+from .layout import CkptFile, Layout, Select, is_weights_only
+from .status import RunHandle, RunHistory, RunStatus
 
 __all__ = ["CheckpointStore", "Retention", "ScenarioFiles", "pid_alive"]
 
 log = logging.getLogger("sucrose_lightning")
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this machine.
-
-    Examples:
-        >>> pid_alive(os.getpid()), pid_alive(0)
-        (True, False)
-    """
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:  # pragma: no cover - e.g. platforms without signals
-        return False
-    return True
-
-
-class Retention(NamedTuple):
-    """What a retention rule keeps and deletes (each list oldest first)."""
-
-    delete: list[CkptFile]
-    keep: list[CkptFile]
-    unreadable: list[CkptFile]
-
-
-@dataclass
-class ScenarioFiles:
-    """What one scenario (or orphan folder) has on disk: the inventory ``sucrose ls`` shows.
-
-    Attributes:
-        name: the scenario name (folder path under ``ckpts/`` and ``logs/``).
-        ckpts: its stamped checkpoints of every extension, oldest first.
-        sizes: path -> size in bytes.
-        mtimes: path -> modification time.
-        logs: whether its logs folder holds TensorBoard event files.
-        unreadable_newer: how many checkpoints newer than :attr:`newest` fail the cheap
-            :func:`~sucrose_lightning._atomic.check_file` (a resumed run would skip them).
-    """
-
-    name: str
-    ckpts: list[CkptFile] = field(default_factory=list)
-    sizes: dict[str, int] = field(default_factory=dict)
-    mtimes: dict[str, float] = field(default_factory=dict)
-    logs: bool = False
-    unreadable_newer: int = 0
-
-    @property
-    def newest(self) -> CkptFile | None:
-        """The most advanced readable checkpoint (most epochs, then most steps): the epochs done."""
-        index = len(self.ckpts) - 1 - self.unreadable_newer
-        return self.ckpts[index] if index >= 0 else None
-
-    @property
-    def total_size(self) -> int:
-        """Bytes of all its checkpoints."""
-        return sum(self.sizes.values())
-
-    @property
-    def newest_time(self) -> float | None:
-        """Modification time of its most recently written checkpoint."""
-        return max(self.mtimes.values()) if self.mtimes else None
 
 
 class CheckpointStore:
@@ -200,7 +135,7 @@ class CheckpointStore:
             if twin.order != target.order:
                 break
             if (
-                _mtime(twin.path) > _mtime(target.path)
+                mtime_ns(twin.path) > mtime_ns(target.path)
                 and _atomic.check_file(twin.path, verify=verify) is None
             ):
                 target = twin
@@ -261,29 +196,53 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ writing
 
-    def writer(self, *, cleanup: bool = True) -> ScenarioLock:
+    def writer(self, *, cleanup: bool = True, run: str | None = None) -> ScenarioLock:
         """Open a writer's session: take the one-writer lock, then remove leftover temporary files.
 
         Args:
             cleanup: remove temporary files of interrupted saves (``sucrose prune`` leaves them
                 to the next run and to ``sucrose check``).
+            run: record a run of this kind (``"plain"``, ``"lightning"``) in the run history;
+                its handle is the returned lock's ``run`` attribute.
 
         Each call returns its own holder; :meth:`ScenarioLock.release` ends that session (the
-        lock itself is released when the process's last holder lets go, or when it dies).
+        lock itself is released when the process's last holder lets go, or when it dies). The
+        first holder in a process records earlier runs that never ended as ``killed``.
 
         Raises:
             LockError: another live process is training this scenario (pid, host, start named).
         """
         lock = ScenarioLock(self.layout)
         lock.acquire()
-        if cleanup:
-            self.cleanup_temps()
+        try:
+            history = self.history()
+            if lock.fresh:
+                history.reap()
+            if cleanup:
+                self.cleanup_temps()
+            handle = None
+            if run is not None:
+                ext = self.extensions[-1] if run == "lightning" else self.extensions[0]
+                newest = self.resume_target(ext)
+                handle = RunHandle(history, history.start(run, start_epochs=newest.epochs if newest else 0))
+            lock.run = handle
+        except BaseException:
+            lock.release()
+            raise
         return lock
+
+    def history(self) -> RunHistory:
+        """The scenario's run history (``.sucrose.runs.jsonl`` in its folder)."""
+        return RunHistory(self.folder, self.layout.name)
+
+    def status(self) -> list[RunStatus]:
+        """Every recorded run of the scenario, oldest first (see :mod:`sucrose_lightning.status`)."""
+        return self.history().runs()
 
     def cleanup_temps(self) -> None:
         """Remove temporary files of interrupted saves (only while holding the lock)."""
         for tmp in self.layout.temp_files():
-            if _pid_of_temp(tmp) == os.getpid():
+            if pid_of_temp(tmp) == os.getpid():
                 continue  # this process's own save may be in flight
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -424,7 +383,7 @@ class CheckpointStore:
             if reason is not None:
                 problems.append(("ckpt", ckpt.path, f"unreadable checkpoint: {reason}"))
         for tmp in sorted(self.layout.temp_files()):
-            if pid_alive(_pid_of_temp(tmp)):
+            if pid_alive(pid_of_temp(tmp)):
                 notes.append((str(tmp), "a save in progress (its process is running)"))
             else:
                 problems.append(
@@ -436,15 +395,3 @@ class CheckpointStore:
                     )
                 )
         return problems, notes, checked
-
-
-def _mtime(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return -1
-
-
-def _pid_of_temp(tmp: Path) -> int:
-    match = TEMP_NAME.fullmatch(tmp.name)
-    return int(match.group(2)) if match else -1

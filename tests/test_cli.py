@@ -106,17 +106,17 @@ def test_ls_table(ws: Path) -> None:
     proc = run("ls", cwd=ws)  # workspace defaults to the current folder
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS"]
+    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS", "STATUS"]
     rows = {line.strip().split()[0]: line for line in lines[1:5]}
     assert [line.split()[0] for line in lines[1:5]] == ["base", "base/wide", "base/wide/lr3", "base/small"]
     assert rows["base"].startswith("base ")
     assert rows["base/wide"].startswith("  base/wide ")
     assert rows["base/wide/lr3"].startswith("    base/wide/lr3 ")
-    assert rows["base"].split()[1:3] == ["4", "4"]
-    assert rows["base/wide"].split()[1:4] == ["3", "s17", "4"]  # the .ckpt counts, and is newest
-    assert rows["base/wide/lr3"].split()[-1] == "yes"
+    assert rows["base"].split()[1:3] == ["4/4", "4"]  # 4 epochs done of the last run's target 4
+    assert rows["base/wide"].split()[1:4] == ["3/3", "s17", "4"]  # the .ckpt counts, and is newest
+    assert rows["base/wide/lr3"].split()[-2:] == ["yes", "finished"]  # LOGS, then STATUS
     assert rows["base/small"].split()[1:4] == ["-", "0", "-"]
-    assert rows["base/small"].split()[-1] == "no"
+    assert rows["base/small"].split()[-2:] == ["no", "-"]  # no run recorded
     assert "orphans" in proc.stdout
     assert lines[-1].split()[:3] == ["base/old", "7", "1"]
 

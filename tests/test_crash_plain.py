@@ -467,13 +467,13 @@ def test_failed_write_keeps_old_checkpoint_and_epoch(tmp_path, monkeypatch, how,
     elif how == "dev_full":  # the kernel's own ENOSPC, through torch.save and Python's buffered file
         real_open = open
 
-        def dev_full(path, mode="r"):
+        def dev_full(path, mode="r", **kwargs):  # kwargs: the exclusive opener
             return real_open("/dev/full", mode)
 
         monkeypatch.setattr(_atomic, "open", dev_full, raising=False)
     else:
 
-        def deny(path, mode="r"):
+        def deny(path, mode="r", **kwargs):  # kwargs: the exclusive opener
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
         monkeypatch.setattr(_atomic, "open", deny, raising=False)

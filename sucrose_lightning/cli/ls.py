@@ -1,19 +1,25 @@
-"""``sucrose ls``: the scenario tree with what each scenario has on disk, and orphan folders."""
+"""``sucrose ls``: the scenario tree with what each scenario has on disk, and orphan folders.
+
+STATUS is the newest run's outcome from the scenario's run history (``running on host/pid``,
+``finished``, ``stopped``, ``failed``, ``killed``); EPOCHS shows ``done/target`` when that run
+recorded its epoch target. ``--format json`` adds the whole ``history`` of each scenario.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import CONFIG_FILE, Config
 from ..inventory import find_orphans, scenario_files, scenario_tree
+from ..status import RunHistory, RunStatus
 from ..store import ScenarioFiles
 from .render import Output, human_size, iso_time, local_time, table, to_json
 
-__all__ = ["LsEntry", "LsReport", "files_json", "ls_report", "render_ls"]
+__all__ = ["LsEntry", "LsReport", "files_json", "ls_report", "render_ls", "status_text"]
 
-_HEADERS = ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS"]
+_HEADERS = ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS", "STATUS"]
 
 
 @dataclass
@@ -24,11 +30,13 @@ class LsEntry:
         files: what it has on disk.
         depth: 0 for a top-level domain, 1 for its children, ...
         parent: its nearest ancestor domain, or ``None``.
+        history: its recorded runs, oldest first.
     """
 
     files: ScenarioFiles
     depth: int
     parent: str | None
+    history: list[RunStatus] = field(default_factory=list)
 
 
 @dataclass
@@ -59,11 +67,41 @@ def ls_report(ws: Path, cfg: Config) -> LsReport:
         ([('base', 0, None), ('base/wide', 1, 'base')], [])
     """
     scenarios = [
-        LsEntry(scenario_files(ws, name, cfg.settings), depth, cfg.nearest_ancestor(name))
+        LsEntry(
+            scenario_files(ws, name, cfg.settings),
+            depth,
+            cfg.nearest_ancestor(name),
+            _history(ws / cfg.settings.ckpts_folder / name, name),
+        )
         for name, depth in scenario_tree(cfg)
     ]
     orphans = [scenario_files(ws, name, cfg.settings) for name in find_orphans(ws, cfg)]
     return LsReport(ws, cfg.path, scenarios, orphans)
+
+
+def _history(folder: Path, name: str) -> list[RunStatus]:
+    from ..errors import SucroseError
+
+    try:
+        return RunHistory(folder, name).runs()
+    except SucroseError:  # a planted symlink or an unreadable file: ls still lists the rest
+        return []
+
+
+def status_text(run: RunStatus | None) -> str:
+    """The STATUS cell for a scenario's newest run.
+
+    Examples:
+        >>> status_text(None)
+        '-'
+        >>> status_text(RunStatus("h:1:2", "lightning", "running", "2026-01-01 10:00:00", "node7", 4242))
+        'running on node7/4242'
+    """
+    if run is None:
+        return "-"
+    if run.status == "running":
+        return f"running on {run.host}/{run.pid}"
+    return run.status
 
 
 def files_json(info: ScenarioFiles) -> dict[str, Any]:
@@ -86,10 +124,14 @@ def files_json(info: ScenarioFiles) -> dict[str, Any]:
     }
 
 
-def _row(label: str, info: ScenarioFiles) -> list[str]:
+def _row(label: str, info: ScenarioFiles, history: list[RunStatus] | None = None) -> list[str]:
     newest = info.newest
+    latest = history[-1] if history else None
+    target = "" if latest is None or latest.target is None else f"/{latest.target}"
     epochs = (
-        "-" if newest is None else str(newest.epochs) + ("" if newest.step is None else f" s{newest.step}")
+        "-"
+        if newest is None
+        else str(newest.epochs) + target + ("" if newest.step is None else f" s{newest.step}")
     )
     if info.unreadable_newer:
         epochs += " *"
@@ -100,6 +142,7 @@ def _row(label: str, info: ScenarioFiles) -> list[str]:
         human_size(info.total_size) if info.ckpts else "-",
         local_time(info.newest_time),
         "yes" if info.logs else "no",
+        status_text(latest),
     ]
 
 
@@ -110,12 +153,22 @@ def render_ls(report: LsReport, fmt: str = "table") -> Output:
         >>> base = LsEntry(ScenarioFiles("base"), 0, None)
         >>> report = LsReport(Path("/ws"), Path("/ws/config.yaml"), [base], [])
         >>> print(render_ls(report).stdout(), end="")
-        SCENARIO  EPOCHS  CKPTS  SIZE  NEWEST  LOGS
-        base           -      0     -  -       no
+        SCENARIO  EPOCHS  CKPTS  SIZE  NEWEST  LOGS  STATUS
+        base           -      0     -  -       no    -
     """
     out = Output()
     if fmt == "json":
-        scenarios = [{**files_json(e.files), "depth": e.depth, "parent": e.parent} for e in report.scenarios]
+        scenarios = [
+            {
+                **files_json(e.files),
+                "depth": e.depth,
+                "parent": e.parent,
+                "status": e.history[-1].status if e.history else None,
+                "target": e.history[-1].target if e.history else None,
+                "history": [r.as_dict() for r in e.history],
+            }
+            for e in report.scenarios
+        ]
         out.out(
             to_json(
                 {
@@ -130,7 +183,7 @@ def render_ls(report: LsReport, fmt: str = "table") -> Output:
     if not report.scenarios:
         out.out(f"no scenarios in {report.config}; add a domain such as 'base:'")
     else:
-        rows = [_row("  " * e.depth + e.files.name, e.files) for e in report.scenarios]
+        rows = [_row("  " * e.depth + e.files.name, e.files, e.history) for e in report.scenarios]
         out.out(table(_HEADERS, rows, right=(1, 2, 3)))
     if any(i.unreadable_newer for i in [*(e.files for e in report.scenarios), *report.orphans]):
         out.out("\n* newer checkpoint(s) cannot be read (partial or corrupt); 'sucrose check' lists them")
