@@ -179,3 +179,27 @@ def test_a_class_annotation_pydantic_cannot_describe_is_an_isinstance_check(make
     ws = make_ws("base:\n  model.thing: 3\n")
     with pytest.raises(sucrose.ConfigError, match="parameter 'thing' of build expects Thing, got 3"):
         sucrose.scenario(ws, "base").partial(build, "model")
+
+
+def test_sucrose_check_target_reports_every_scenario_once(make_ws, tmp_path, monkeypatch, capsys):
+    from sucrose_lightning.cli import main as cli_main
+
+    ws = make_ws(
+        "base:\n  model.in_dim: '4'\n  model.hidden_dim: 8\nbase/a:\nbase/b:\n  model.hidden_dim: 1e-3\n"
+    )
+    (tmp_path / "typed_target_pkg.py").write_text(
+        "class MyNet:\n    def __init__(self, in_dim: int, hidden_dim: int) -> None: ...\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert cli_main(["-w", str(ws), "check", "--target", "model=typed_target_pkg.MyNet"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3, lines
+    assert "config.yaml:2:3: key 'model.in_dim' (set in domain 'base')" in lines[0]
+    assert lines[0].endswith("(in 3 scenarios)")
+    assert "config.yaml:6:3: key 'model.hidden_dim' (set in domain 'base/b')" in lines[1]
+    assert lines[2] == "2 problem(s) found; checked 3 scenario(s), 0 checkpoint(s)"
+    assert cli_main(["-w", str(ws), "check"]) == 0  # without a target: only references are checked
+    capsys.readouterr()
+    assert cli_main(["-w", str(ws), "check", "--target", "model=typed_target_pkg.Nope"]) == 2
+    assert "module 'typed_target_pkg' has no 'Nope'" in capsys.readouterr().err

@@ -66,7 +66,7 @@ def run_command(args: argparse.Namespace) -> Output:
     """
     command, fmt = args.command, args.format
     if command == "check":
-        return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
+        return render_check(check_report(workspace_folder(args.workspace), args.verify, args.target), fmt)
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
         out.err(f"{PROG}: {PLOT_INSTALL_HINT}")
