@@ -18,6 +18,7 @@ import functools
 import inspect
 import json
 import re
+import types
 import typing
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = ["check_binding", "resolved_signature", "type_text"]
 
 # annotation -> the exact value types accepted (bool is not an int here; an int is a float)
 _SIMPLE: dict[Any, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+_NUMBER = re.compile(r"\b(?:int|float)\b")
 _YAML11_FLOAT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -68,7 +70,7 @@ def _adapter(ann: Any) -> Any:
 
 def _how_yaml_read(value: Any, expected: Any) -> str:
     """Why a value has the type it has, for the mistakes YAML makes easy."""
-    wants_number = expected in (int, float) or "float" in type_text(expected) or "int" in type_text(expected)
+    wants_number = _NUMBER.search(type_text(expected)) is not None
     if isinstance(value, str) and wants_number:
         if _YAML11_FLOAT.fullmatch(value.strip()):
             mantissa, exponent = value.strip().lower().split("e")
@@ -91,7 +93,7 @@ def _how_yaml_read(value: Any, expected: Any) -> str:
 def _unknown_fields(ann: Any, value: Any, loc: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]]:
     """Keys of a mapping for a dataclass that name no field (pydantic would drop them silently)."""
     args = [a for a in typing.get_args(ann) if a is not type(None)]
-    if typing.get_origin(ann) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
         return _unknown_fields(args[0], value, loc) if len(args) == 1 else []
     if not (dataclasses.is_dataclass(ann) and isinstance(ann, type) and isinstance(value, dict)):
         return []

@@ -70,6 +70,10 @@ class SucroseCLI(LightningCLI):
         self.ssc: SucroseScenario | None = None
         #: the parser defaults the scenario decides: ``{"model.hidden_dim": 64, ...}``
         self.scenario_defaults: dict[str, Any] = {}
+        if name is None and sub is not None and not {"-h", "--help"} & set(argv):
+            _exit(
+                f"{sub}: name the scenario on the command line: --scenario NAME (a domain of config.yaml)"
+            )
         if name is not None:
             self.ssc, self.scenario_defaults = _open(
                 ws, name, model_class, datamodule_class, self, check_types
@@ -78,7 +82,10 @@ class SucroseCLI(LightningCLI):
         save_kwargs = {"config_filename": f"lightning-config.{sub or 'run'}.{stamp}.yaml"}
         kwargs["save_config_kwargs"] = {**save_kwargs, **(kwargs.get("save_config_kwargs") or {})}
         self._default_scenario, self._default_workspace = scenario, str(workspace)
-        super().__init__(model_class, datamodule_class, *args, **kwargs)
+        try:
+            super().__init__(model_class, datamodule_class, *args, **kwargs)  # runs the subcommand
+        finally:
+            _close_process_group()
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """``--scenario``, ``--workspace``, ``--checkpoint.*``, and the scenario's values as defaults."""
@@ -102,7 +109,13 @@ class SucroseCLI(LightningCLI):
         """Refuse values the command line changed; resume from ``ssc.last_ckpt()`` unless given."""
         sub = self.subcommand
         config = self.config[sub] if sub is not None else self.config
-        assert self.ssc is not None  # --scenario is required by the parser
+        if self.ssc is None or config.get("scenario") != self.ssc.name:
+            _exit(
+                f"the scenario must be given on the command line (--scenario NAME), not only in a "
+                f"--config file (got {config.get('scenario')!r}): its values become the parser's "
+                "defaults before any file is read"
+            )
+        assert self.ssc is not None
         parser = self._parser(sub)
         groups = {"model": self.model_prefix, "data": self.data_prefix}
         defaults = parser.get_defaults()
@@ -124,6 +137,18 @@ class SucroseCLI(LightningCLI):
             config = {**trainer, **kwargs}
             return self._instantiate_trainer(config, [*extra, SucroseCheckpoint(self.ssc, **options)])
         return super().instantiate_trainer(**kwargs)
+
+
+def _close_process_group() -> None:
+    """End a DDP run's process group before the interpreter exits.
+
+    Left to the interpreter's exit, gloo's threads sometimes abort the finished process
+    ("terminate called without an active exception", status -6).
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _exit(message: str) -> None:

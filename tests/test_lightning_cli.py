@@ -70,10 +70,12 @@ def test_fresh_then_resumed_then_refused(tmp_path: Path) -> None:
     first = _train(ws, "--scenario", "base/case1", "--trainer.max_epochs", "2", "--checkpoint.keep_last", "5")
     assert first.returncode == 0, first.stderr
     assert _epochs(ws, "base/case1") == [1, 2]
-    second = _train(ws, "--scenario", "base/case1", "--trainer.max_epochs", "3")
+    second = _train(
+        ws, "--scenario", "base/case1", "--trainer.max_epochs", "3", "--checkpoint.keep_last", "2"
+    )
     assert second.returncode == 0, second.stderr
     assert "Restored all states from the checkpoint at" in second.stderr + second.stdout
-    assert _epochs(ws, "base/case1") == [1, 2, 3]
+    assert _epochs(ws, "base/case1") == [2, 3]  # --checkpoint.keep_last reached the callback
     saved = sorted((ws / "logs/base/case1").glob("lightning-config.fit.*.yaml"))
     assert len(saved) == 2  # one per run, never in the way of the next
     assert "scenario: base/case1" in saved[-1].read_text()
@@ -86,7 +88,34 @@ def test_fresh_then_resumed_then_refused(tmp_path: Path) -> None:
     assert "model.hidden_dim: 128 instead of 6 (" in changed.stderr
     assert "base/case1/hidden_dim_128:\n    model.hidden_dim: 128" in changed.stderr
     assert "python train.py fit --scenario base/case1/hidden_dim_128" in changed.stderr
-    assert _epochs(ws, "base/case1") == [1, 2, 3]
+    assert _epochs(ws, "base/case1") == [2, 3]
+
+
+def test_help_shows_the_scenario_values_and_the_checkpoint_options(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path / "ws")
+    cmd = [sys.executable, "train.py", "fit", "--scenario", "base/case1", "--help"]
+    proc = subprocess.run(cmd, cwd=ws, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    assert "--model.hidden_dim HIDDEN_DIM (required, type: int, default: 6)" in text
+    assert "--data.in_dim IN_DIM (required, type: int, default: 4)" in text  # from ${model.in_dim}
+    for option in ("--checkpoint.keep_last", "--checkpoint.monitor", "--checkpoint.every_n_train_steps"):
+        assert option in text
+    missing = subprocess.run(
+        [sys.executable, "train.py", "fit"], cwd=ws, env=_env(), capture_output=True, text=True, timeout=300
+    )
+    assert missing.returncode == 2
+    assert "sucrose: fit: name the scenario on the command line: --scenario NAME" in missing.stderr
+
+
+def test_ddp_on_two_cpu_processes_resumes(tmp_path: Path) -> None:
+    ws = _workspace(tmp_path / "ws")
+    ddp = ("--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp")
+    for epochs in ("1", "2"):
+        proc = _train(ws, "--scenario", "base", "--trainer.max_epochs", epochs, *ddp)
+        assert proc.returncode == 0, proc.stderr
+    assert _epochs(ws, "base") == [1, 2]
+    assert len(list((ws / "logs/base").glob("lightning-config.fit.*.yaml"))) == 2
 
 
 def test_every_type_error_before_anything_is_built(tmp_path: Path) -> None:
