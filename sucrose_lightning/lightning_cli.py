@@ -11,6 +11,7 @@ This module imports lightning and jsonargparse (``pip install "sucrose-lightning
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import sys
@@ -71,9 +72,7 @@ class SucroseCLI(LightningCLI):
         #: the parser defaults the scenario decides: ``{"model.hidden_dim": 64, ...}``
         self.scenario_defaults: dict[str, Any] = {}
         if name is None and sub is not None and not {"-h", "--help"} & set(argv):
-            _exit(
-                f"{sub}: name the scenario on the command line: --scenario NAME (a domain of config.yaml)"
-            )
+            _exit(f"{sub}: name the scenario on the command line: --scenario NAME (a domain of config.yaml)")
         if name is not None:
             self.ssc, self.scenario_defaults = _open(
                 ws, name, model_class, datamodule_class, self, check_types
@@ -139,6 +138,21 @@ class SucroseCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
 
+def _as_default(value: Any) -> Any:
+    """A bound value as a jsonargparse default: a dataclass as the mapping of its fields.
+
+    Examples:
+        >>> @dataclasses.dataclass
+        ... class Enc:
+        ...     dim: int
+        >>> _as_default(Enc(3)), _as_default(0.1)
+        ({'dim': 3}, 0.1)
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _as_default(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
 def _close_process_group() -> None:
     """End a DDP run's process group before the interpreter exits.
 
@@ -183,7 +197,7 @@ def _open(
         except ConfigError as err:
             problems.extend(err.problems)
             continue
-        defaults.update({f"{group}.{k}": v for k, v in part.keywords.items()})
+        defaults.update({f"{group}.{k}": _as_default(v) for k, v in part.keywords.items()})
     if problems:
         _exit(
             str(ConfigError(str(ssc.config_file.path), problems)) + "\nNothing was trained; fix config.yaml."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import inspect
 import os
 import shutil
@@ -14,6 +16,7 @@ import pytest
 
 pytest.importorskip("jsonargparse")
 
+import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -164,3 +167,30 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None
     assert a["global_step"] == b["global_step"] == 12
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+
+
+class Act(enum.Enum):
+    RELU = "relu"
+    GELU = "gelu"
+
+
+@dataclasses.dataclass
+class Enc:
+    dim: int
+    act: Act = Act.RELU
+
+
+class Typed(pl.LightningModule):
+    def __init__(self, root: Path, act: Act, layers: list[int], enc: Enc, w: dict[str, float]) -> None:
+        super().__init__()
+        self.got = (root, act, layers, enc, w)
+
+
+def test_converted_values_reach_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    text = "base:\n  model.root: data/x\n  model.act: gelu\n  model.layers: [1, 2]\n  model.enc.dim: 3\n"
+    (ws / "config.yaml").write_text(text + "  model.enc.act: gelu\n  model.w: {a: 1}\n")
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    cli = sucrose.SucroseCLI(Typed, args=["--scenario", "base", "--workspace", str(ws)], run=False)
+    assert cli.model.got == (Path("data/x"), Act.GELU, [1, 2], Enc(3, Act.GELU), {"a": 1.0})
