@@ -466,6 +466,116 @@ def isolated(cid: str, inner: Callable[[Settings], list[Row]]) -> Callable[[Sett
     return go
 
 
+def with_references(text: str, share: float = 0.1, seed: int = 1) -> str:
+    """``text`` with ``share`` of its values turned into ``${key}`` references to a plain key of the
+    same domain (two thirds whole values, one third inside a string), so each one resolves."""
+    import random
+    import zlib
+
+    rng = random.Random(seed)
+    out: list[str] = []
+    plain_keys: list[str] = []  # the current domain's keys that references may name
+    tagged = False
+    for line in text.split("\n"):
+        if not line.startswith("  ") or ": " not in line:
+            plain_keys, tagged = [], False
+            out.append(line)
+            continue
+        key = line[2:].split(": ", 1)[0]
+        # a key is either a possible target (never a reference anywhere, so no chains or
+        # circles across domains) or a possible reference
+        target = zlib.crc32(key.encode()) % 3 == 0
+        if not target and plain_keys and rng.random() < share * 1.65:
+            if rng.random() < 1 / 3:
+                # inside a string: refer to run.tag, a string every domain that uses it sets
+                # (a child may override any other key with a list, which no string can hold)
+                if not tagged:
+                    out.append(f"  run.tag: t{len(out)}")
+                    tagged = True
+                line = f'  {key}: "run-${{run.tag}}"'
+            else:
+                line = f"  {key}: ${{{rng.choice(plain_keys)}}}"
+        elif target:
+            plain_keys.append(key)
+        out.append(line)
+    return "\n".join(out)
+
+
+def resolve_reference(merged: dict[str, Any]) -> dict[str, Any]:
+    """The references of a merged config resolved independently of the package (one level deep)."""
+    import re
+
+    def text(v: Any) -> str:
+        return "null" if v is None else ("true" if v is True else "false" if v is False else str(v))
+
+    out = dict(merged)
+    for key, value in merged.items():
+        if isinstance(value, str) and "${" in value:
+            whole = re.fullmatch(r"\$\{([^{}]*)\}", value)
+            if whole:
+                out[key] = merged[whole.group(1)]
+            else:
+                out[key] = re.sub(r"\$\{([^{}]*)\}", lambda m: text(merged[m.group(1)]), value)
+    return out
+
+
+def p5_references(s: Settings, text: str, name: str, loader: Any) -> Row:
+    """P5 with references in 10% of the values, both sides timed with the garbage collector paused."""
+    import yaml
+
+    import sucrose_lightning as sucrose
+
+    ws = s.tmp / "p5refs"
+    ws.mkdir(parents=True)
+    path = ws / "config.yaml"
+    refs_text = with_references(text)
+    path.write_text(refs_text)
+    data = yaml.load(refs_text, Loader=loader)
+    n_values = sum(len(body or {}) for body in data.values())
+    n_refs = refs_text.count("${")
+    ssc = sucrose.scenario(ws, name)
+    expected = resolve_reference(reference_merge(data, name))
+    check(dict(ssc.config) == expected, "P5r: resolved config differs from an independent resolution")
+    check(
+        any("${" in str(v) for v in reference_merge(data, name).values()),
+        "P5r: the scenario has no reference",
+    )
+
+    def paused(fn: Callable[[], Any]) -> Callable[[], float]:
+        def go() -> float:
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                fn()
+                return time.perf_counter() - t0
+            finally:
+                gc.enable()
+
+        return go
+
+    def parse() -> Any:
+        with open(path, "rb") as f:
+            return yaml.load(f.read(), Loader=loader)
+
+    runs = s.runs(7, 3)
+    times = interleave({"ours": paused(lambda: sucrose.scenario(ws, name)), "parse": paused(parse)}, runs)
+    o, p = median(times["ours"]), median(times["parse"])
+    shutil.rmtree(ws, ignore_errors=True)
+    return Row(
+        "P5r",
+        f"P5 with references in {n_refs / n_values:.0%} of the values, GC paused on both sides, scenario()",
+        "s",
+        o,
+        [("yaml.load(CSafeLoader), GC paused", p)],
+        o / p,
+        "<= 1.1x parse",
+        o / p <= 1.1,
+        runs_text(runs, s),
+        f"{n_refs:,} references; resolved config equal to an independent resolution",
+    )
+
+
 def p5_config(s: Settings) -> list[Row]:
     import yaml
 
@@ -581,6 +691,7 @@ def p5_config(s: Settings) -> list[Row]:
         NOTES.append("\n".join(lines))
     shutil.rmtree(ws, ignore_errors=True)
     depth = name.count("/") + 1
+    with_refs = p5_references(s, text, name, loader)
     return [
         Row(
             "P5",
@@ -593,7 +704,8 @@ def p5_config(s: Settings) -> list[Row]:
             met,
             runs_text(runs, s),
             f"{extra}; scenario at depth {depth}; merged view equal to an independent merge",
-        )
+        ),
+        with_refs,
     ]
 
 

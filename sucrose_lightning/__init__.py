@@ -47,6 +47,7 @@ from .store import CheckpointStore
 
 if TYPE_CHECKING:  # pragma: no cover
     from .lightning import SucroseCheckpoint, SucroseLogger
+    from .lightning_cli import SucroseCLI
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,7 @@ __all__ = [
     "DomainNotFoundError",
     "LockError",
     "MissingKeyError",
+    "SucroseCLI",
     "SucroseCheckpoint",
     "SucroseConfigWarning",
     "SucroseError",
@@ -82,11 +84,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``sucrose.SucroseCheckpoint`` and ``sucrose.SucroseLogger``, imported (with lightning) on first use."""
+    """``SucroseCheckpoint``, ``SucroseLogger`` and ``SucroseCLI``, imported (with lightning) when used."""
     if name in ("SucroseCheckpoint", "SucroseLogger"):
         from . import lightning
 
         return getattr(lightning, name)
+    if name == "SucroseCLI":
+        from .lightning_cli import SucroseCLI
+
+        return SucroseCLI
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

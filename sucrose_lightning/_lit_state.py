@@ -157,7 +157,12 @@ def save_as_latest(
 def siblings(callback: Any, trainer: pl.Trainer) -> list[Any]:
     """The trainer's sucrose checkpoint callbacks of ``callback``'s scenario, in callback order."""
     store = callback.ssc.store
-    return [cb for cb in trainer.callbacks if getattr(cb, "ssc", None) is not None and cb.ssc.store is store]  # type: ignore[attr-defined]
+    return [
+        cb
+        for cb in trainer.callbacks  # type: ignore[attr-defined]
+        if isinstance(cb, pl.callbacks.ModelCheckpoint)
+        and getattr(getattr(cb, "ssc", None), "store", None) is store
+    ]
 
 
 def check_labels(callback: Any, trainer: pl.Trainer) -> None:

@@ -28,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from ._marks import key_marks
 from .errors import ConfigError, DomainNotFoundError, did_you_mean
 from .names import MAX_NAME_BYTES, WORKSPACE_DOMAIN, check_domain_name, parent_of
+from .refs import resolve_refs
 from .values import plain, same_value, under_prefix
 
 __all__ = [
@@ -178,6 +180,13 @@ class Config:
     domains: dict[str, dict[str, Any]]
     settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     sha256: str = ""
+    _marks: dict[tuple[str, str], str] | None = field(default=None, repr=False, compare=False)
+
+    def where(self, domain: str, key: str) -> str:
+        """``file:line:column`` of ``key`` in ``domain`` (the file alone when it cannot be found)."""
+        if self._marks is None:
+            self._marks = key_marks(self.path)
+        return self._marks.get((domain, key), str(self.path))
 
     @property
     def scenarios(self) -> list[str]:
@@ -232,14 +241,24 @@ class Config:
             ancestor = self.nearest_ancestor(ancestor)
         return tuple(out)
 
-    def merged(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
-        """Merge ``name``'s chain once: (key -> value, key -> domain that set it)."""
+    def merged(self, name: str, *, resolve: bool = True) -> tuple[dict[str, Any], dict[str, str]]:
+        """Merge ``name``'s chain once: (key -> value, key -> domain that set it).
+
+        ``${key}`` references are resolved after the merge (``resolve=False`` keeps them).
+
+        Raises:
+            ConfigError: a reference names no key, or references go round in a circle.
+        """
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         for domain in reversed(self.chain(name)):
             body = self.domains[domain]
             values.update(body)
             origins.update(dict.fromkeys(body, domain))
+        if resolve:
+            values, problems = resolve_refs(values, origins, self.where, name)
+            if problems:
+                raise ConfigError(str(self.path), problems)
         return values, origins
 
 

@@ -32,8 +32,9 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -41,12 +42,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from . import _lit_state
 from ._ckpt_io import SucroseCheckpointIO
+from ._ckpt_options import checkpoint_options, option_names
 from ._lock import ScenarioLock
 from ._protocol import ScenarioLike
 from ._record import config_diff
 from ._warn import warn_user
 from .errors import CheckpointError, LockError, SucroseConfigWarning, SucroseError
-from .layout import WEIGHTS_LABEL, check_label
+from .layout import WEIGHTS_LABEL
 from .loggers import SucroseLogger, make_logger
 from .preemption import SucrosePreemption
 
@@ -60,7 +62,7 @@ __all__ = [
     "make_logger",
 ]
 
-_FIXED_CKPT_OPTIONS = ("dirpath", "filename", "enable_version_counter")
+_OPTION_NAMES = option_names(ModelCheckpoint)
 
 
 class SucroseCheckpoint(ModelCheckpoint):
@@ -98,8 +100,14 @@ class SucroseCheckpoint(ModelCheckpoint):
         keep_last: keep only this callback's newest ``keep_last`` files (not with ``monitor``).
         strict_config: raise instead of warning when the resumed checkpoint's config differs.
         warn_unused: warn at the end of ``fit`` about config keys never read.
-        **options: passed to ``ModelCheckpoint`` (``dirpath``, ``filename`` and
-            ``enable_version_counter`` are fixed by the scenario).
+        monitor: ``ModelCheckpoint``'s; so are ``verbose``, ``save_last``, ``save_on_exception``,
+            ``save_weights_only``, ``mode``, ``auto_insert_metric_name``, ``every_n_train_steps``,
+            ``train_time_interval``, ``every_n_epochs`` and ``save_on_train_epoch_end``, with
+            Lightning's defaults. They are spelled out, so ``LightningCLI`` and ``--help`` see them.
+        save_top_k: Lightning's top-k; ``None`` (not given) keeps every file without ``monitor``
+            and Lightning's 1 with it.
+        **fixed: refused: ``dirpath``, ``filename`` and ``enable_version_counter`` are fixed by
+            the scenario.
 
     Raises:
         SucroseError: a fixed option is given, a bad ``tag``, or ``keep_last`` combined with
@@ -127,32 +135,24 @@ class SucroseCheckpoint(ModelCheckpoint):
         keep_last: int | None = None,
         strict_config: bool = False,
         warn_unused: bool = True,
-        **options: Any,
+        monitor: str | None = None,
+        verbose: bool = False,
+        save_last: bool | Literal["link"] | None = None,
+        save_top_k: int | None = None,
+        save_on_exception: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "min",
+        auto_insert_metric_name: bool = True,
+        every_n_train_steps: int | None = None,
+        train_time_interval: timedelta | None = None,
+        every_n_epochs: int | None = None,
+        save_on_train_epoch_end: bool | None = None,
+        **fixed: Any,
     ) -> None:
-        fixed = [k for k in _FIXED_CKPT_OPTIONS if k in options]
-        if fixed:
-            raise SucroseError(
-                f"the checkpoint callback of scenario {ssc.name!r} names its files itself; drop "
-                + ", ".join(f"{k}=" for k in fixed)
-            )
-        if keep_last is not None:
-            if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
-                raise SucroseError(f"keep_last must be a positive int, not {keep_last!r}")
-            if options.get("monitor") is not None or "save_top_k" in options:
-                raise SucroseError(
-                    "keep_last=K keeps the newest K checkpoints; it cannot be combined with monitor= "
-                    "or save_top_k= (use save_top_k with monitor for the best K)"
-                )
-        monitored = options.get("monitor") is not None
-        if tag is None and monitored:
-            tag = "best"
-        if tag is not None and (check_label(tag) or tag.endswith(("-latest", "-" + WEIGHTS_LABEL))):
-            raise SucroseError(
-                f"tag= of scenario {ssc.name!r}'s checkpoint callback: "
-                + (check_label(tag) or f"{tag!r} ends with a reserved suffix ('-latest', '-weights')")
-            )
-        if not monitored:
-            options.setdefault("save_top_k", -1)
+        # ModelCheckpoint's options are spelled out (jsonargparse, LightningCLI and --help read
+        # the signature); ``save_top_k=None`` means "not given": -1 without monitor, else 1.
+        given = {k: v for k, v in locals().items() if k in _OPTION_NAMES}
+        options, tag = checkpoint_options(ssc.name, tag, keep_last, given, fixed)
         super().__init__(dirpath=str(ssc.ckpts_dir), enable_version_counter=False, **options)
         self.ssc = ssc
         self.tag = tag

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import SucroseConfigWarning, SucroseError, did_you_mean
+from ._types import check_binding, resolved_signature
+from .errors import ConfigError, SucroseConfigWarning, SucroseError, did_you_mean
 
 __all__ = ["Binding", "ConfigPartial", "bind_config", "callable_name"]
 
@@ -158,6 +159,9 @@ def make_partial(
     strict: bool | None = None,
     overrides: Mapping[str, Any] | None = None,
     stacklevel: int = 3,
+    check_types: bool = True,
+    describe: Callable[[str], str] = str,
+    path: str = "config.yaml",
 ) -> tuple[ConfigPartial, Binding]:
     """Bind ``fn`` to the config and return the partial and what was bound.
 
@@ -165,8 +169,26 @@ def make_partial(
     prefix give one :class:`SucroseConfigWarning`, or a :class:`SucroseError` with ``strict``.
     ``strict`` given (not ``None``) for an ``fn`` with its own ``strict`` parameter is refused
     as ambiguous: that one is passed at call time.
+
+    With ``check_types``, each value taken from the config is checked against its
+    parameter's annotation (see :mod:`sucrose_lightning._types`) and bound converted; every
+    bad value of the call is reported in one :class:`ConfigError` (``path`` is the config
+    file; ``describe(key)`` says where a key is set). Values in ``overrides`` are not checked.
     """
     binding = bind_config(fn, prefix, values)
+    if check_types and binding.kwargs and binding.signature is not None:
+        head = f"{prefix}." if prefix else ""
+        converted, problems = check_binding(
+            callable_name(fn),
+            resolved_signature(fn, binding.signature),
+            binding.kwargs,
+            {name: head + name for name in binding.kwargs},
+            describe,
+            values,
+        )
+        if problems:
+            raise ConfigError(path, problems)
+        binding.kwargs = converted
     if strict is not None and binding.signature is not None and "strict" in binding.signature.parameters:
         raise SucroseError(
             f"{callable_name(fn)} has its own parameter 'strict', so ssc.partial(..., strict=...) is "

@@ -125,8 +125,32 @@ class ConfigView:
         """Merged keys never read through ``ssc[...]``, ``get``, ``config_of`` or ``partial``."""
         return sorted(k for k in self._values if k not in self._read)
 
+    def describe(self, key: str) -> str:
+        """``file:line:column: scenario 's', key 'k' (set in domain 'd')`` for messages about a key.
+
+        A prefix that is no key itself (``model.encoder``) is placed at its first key.
+
+        Examples:
+            >>> view = ConfigView(sucrose.load_config(ws), "base/case1")
+            >>> view.describe("model.hidden_dim").split("config.yaml:")[1]
+            "3:3: scenario 'base/case1', key 'model.hidden_dim' (set in domain 'base')"
+        """
+        origins = self._origins
+        real = key if key in origins else next((k for k in origins if k.startswith(key + ".")), None)
+        what = f"scenario {self._name!r}, key {key!r}"
+        if real is None:
+            return f"{self._cfg.path}: {what}"
+        return f"{self._cfg.where(origins[real], real)}: {what} (set in domain {origins[real]!r})"
+
     def partial(
-        self, fn: Callable[..., Any], prefix: str = "", /, *, strict: bool | None = None, **kwargs: Any
+        self,
+        fn: Callable[..., Any],
+        prefix: str = "",
+        /,
+        *,
+        strict: bool | None = None,
+        check_types: bool = True,
+        **kwargs: Any,
     ) -> ConfigPartial:
         """Like ``functools.partial(fn, **config keys under prefix that fn takes)``.
 
@@ -139,12 +163,17 @@ class ConfigView:
             strict: raise instead of warning about keys under the prefix that match no
                 parameter. If ``fn`` has a parameter named ``strict`` itself, give that one at
                 call time (``ssc.partial(fn, "model")(strict=True)``).
+            check_types: check each value taken from the config against its parameter's type
+                annotation and bind it converted (a string to a ``Path`` or an enum member, a
+                mapping to a dataclass, an int to a float); ``False`` binds the values as read.
             **kwargs: values that win over the config (as do those given at call time).
 
         Returns:
             A real :class:`functools.partial`; ``.keywords`` shows what was bound.
 
         Raises:
+            ConfigError: values that do not match their parameters' annotations, all of them
+                at once, each with ``file:line:column``, the domain, the expected type and the value.
             SucroseError: with ``strict``, for unknown keys; when called, for a required
                 parameter that neither the config nor the call supplies.
 
@@ -157,6 +186,16 @@ class ConfigView:
         """
         under = f"{prefix}." if prefix else "the top level"
         where = f"under {under} in scenario {self._name!r} ({' -> '.join(self._chain)})"
-        part, binding = make_partial(fn, prefix, self._values, where=where, strict=strict, overrides=kwargs)
+        part, binding = make_partial(
+            fn,
+            prefix,
+            self._values,
+            where=where,
+            strict=strict,
+            overrides=kwargs,
+            check_types=check_types,
+            describe=self.describe,
+            path=str(self._cfg.path),
+        )
         self._read.update(binding.used)
         return part

@@ -69,7 +69,7 @@ def run_command(args: argparse.Namespace) -> Output:
     """
     command, fmt = args.command, args.format
     if command == "check":
-        return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
+        return render_check(check_report(workspace_folder(args.workspace), args.verify, args.target), fmt)
     if command == "mv":
         ws, cfg = load_workspace(args.workspace)
         return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)

@@ -7,6 +7,7 @@ problems from its :meth:`~sucrose_lightning.store.CheckpointStore.problems`, orp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,17 @@ from ..errors import ConfigError
 from ..inventory import all_folders, find_orphans, scenario_files, store_of
 from ..store import CheckpointStore
 from .render import Output, rel, to_json
+from .targets import load_target, parse_target, scenario_problems
 
 __all__ = ["CheckReport", "Note", "Problem", "check_report", "record_problems", "render_check"]
 
 
 @dataclass
 class Problem:
-    """One problem: its kind (``config``, ``ckpt``, ``temp``, ``orphan``, ``record``), the path, the message.
+    """One problem: its kind (``config``, ``type``, ``ckpt``, ``temp``, ``orphan``, ``record``), the path,
+    the message.
 
+    ``type`` problems are a scenario's values that its references or a ``--target`` refuse.
     ``extra`` holds the fields a kind adds to the JSON output (``record``: ``scenario``, the
     folder's, and ``recorded``, the one the checkpoint names).
     """
@@ -79,11 +83,17 @@ class CheckReport:
         return not self.problems
 
 
-def check_report(ws: Path, verify: bool = False) -> CheckReport:
+def check_report(ws: Path, verify: bool = False, targets: Sequence[str] = ()) -> CheckReport:
     """Check the config, every checkpoint, leftover temporary files and orphan folders of ``ws``.
 
     With a broken ``config.yaml`` the files are still checked, in every folder under the
     default checkpoint folder (the layout settings and the domains are unknown then).
+    Every scenario's ``${...}`` references are resolved; each target (``"model=mypkg.MyNet"``)
+    checks every scenario's values under its prefix against the callable's annotations
+    (see :mod:`.targets`).
+
+    Raises:
+        UsageError: a target cannot be imported.
 
     Examples:
         >>> import tempfile
@@ -94,6 +104,7 @@ def check_report(ws: Path, verify: bool = False) -> CheckReport:
         (True, 1, 0)
     """
     report = CheckReport(verify=verify)
+    callables = [(prefix, load_target(target)) for prefix, target in map(parse_target, targets)]
     cfg: Config | None = None
     if not (ws / CONFIG_FILE).exists():
         report.problems.append(Problem("config", str(ws / CONFIG_FILE), f"no {CONFIG_FILE} in {ws}"))
@@ -115,6 +126,7 @@ def check_report(ws: Path, verify: bool = False) -> CheckReport:
         orphans: list[str] = []
         names = all_folders(ws / settings.ckpts_folder)
     else:
+        report.problems.extend(Problem("type", str(cfg.path), p) for p in scenario_problems(cfg, callables))
         orphans = find_orphans(ws, cfg)
         names = [*cfg.scenarios, *orphans]
         report.scenarios = len(cfg.scenarios)
@@ -217,7 +229,7 @@ def render_check(report: CheckReport, fmt: str = "text") -> Output:
         return out
     for p in report.problems:
         # config problems already start with file:line:col
-        out.out(p.message if p.kind == "config" else f"{rel(p.path)}: {p.message}")
+        out.out(p.message if p.kind in ("config", "type") else f"{rel(p.path)}: {p.message}")
     for note in report.notes:
         out.out(f"note: {note.text()}")
     what = f"{report.scenarios} scenario(s), {report.ckpts} checkpoint(s)"

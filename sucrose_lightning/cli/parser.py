@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         ["text", "json"],
     )
     p.add_argument("--verify", action="store_true", help="also read every byte and check CRCs (slow)")
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="PREFIX=MODULE.CALLABLE",
+        help="check every scenario's PREFIX.* values against the callable's type annotations, "
+        "e.g. --target model=mypkg.MyNet (repeatable; imports the module)",
+    )
 
     for name, help_, formats in (
         ("plot", "draw a TensorBoard scalar of one or more scenarios into one PNG", ["text", "json"]),

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config, plain
 from ..errors import did_you_mean
+from ..refs import has_refs
 from .common import PROG
 from .render import Output, inline, table, to_json
 
@@ -30,12 +31,14 @@ class ShowRow:
         value: its merged value.
         origin: the domain it came from.
         overrides: the values of the ancestors further up the chain that it replaces.
+        written: the value as written in the file when it holds a ``${...}`` reference, else ``None``.
     """
 
     key: str
     value: Any
     origin: str
     overrides: list[Override]
+    written: Any = None
 
 
 @dataclass
@@ -73,6 +76,7 @@ def show_report(cfg: Config, name: str, prefix: str | None = None) -> ShowReport
         (['base/x', 'base'], [('lr', 0.2, 'base/x', [Override(domain='base', value=0.1)])])
     """
     values, origins = cfg.merged(name)
+    raw, _ = cfg.merged(name, resolve=False)
     chain = list(cfg.chain(name))
     head = None if prefix is None else prefix.rstrip(".") + "."
     rows = []
@@ -82,7 +86,7 @@ def show_report(cfg: Config, name: str, prefix: str | None = None) -> ShowReport
         origin = origins[key]
         after = chain[chain.index(origin) + 1 :]
         overrides = [Override(d, cfg.domains[d][key]) for d in after if key in cfg.domains[d]]
-        rows.append(ShowRow(key, value, origin, overrides))
+        rows.append(ShowRow(key, value, origin, overrides, raw[key] if has_refs(raw[key]) else None))
     top_keys = sorted({k.split(".", 1)[0] for k in values})
     return ShowReport(name, chain, rows, prefix, top_keys)
 
@@ -121,6 +125,8 @@ def show_yaml(report: ShowReport, origin: bool = False) -> str:
     out.append(dump({name: 0}).rstrip()[: -len(" 0")])  # the domain line, quoted as YAML needs
     for r in rows:
         note = f"from {r.origin}"
+        if r.written is not None:
+            note += f", written {inline(r.written)}"
         if r.overrides:
             note += "; overrides " + _overrides_text(r)
         out.append(f"  # {note}")
@@ -139,6 +145,7 @@ def _json(report: ShowReport) -> dict[str, Any]:
                 "value": plain(r.value),
                 "origin": r.origin,
                 "overrides": [{"domain": o.domain, "value": plain(o.value)} for o in r.overrides],
+                **({} if r.written is None else {"written": plain(r.written)}),
             }
             for r in report.rows
         ],
@@ -172,6 +179,11 @@ def render_show(report: ShowReport, fmt: str = "table", origin: bool = False) ->
     else:
         if origin:
             out.out(f"{report.scenario}: chain {' -> '.join(report.chain)}")
+        head = ["KEY", "VALUE", "FROM", "OVERRIDES"]
         rows = [[r.key, inline(r.value), r.origin, _overrides_text(r)] for r in report.rows]
-        out.out(table(["KEY", "VALUE", "FROM", "OVERRIDES"], rows))
+        if origin and any(r.written is not None for r in report.rows):
+            head.insert(2, "WRITTEN")
+            for row, r in zip(rows, report.rows, strict=True):
+                row.insert(2, "" if r.written is None else inline(r.written))
+        out.out(table(head, rows))
     return out
