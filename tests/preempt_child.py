@@ -97,11 +97,10 @@ def child_fit(
     report: dict[str, Any] = {"resumed_from": last, "pid": os.getpid()}
     pl.seed_everything(0, verbose=False)
     model = H.make_model(ssc)
-    preemption = SucrosePreemption(ssc)
-    callbacks = [*ssc.callbacks()]
-    if hold_at is not None:
-        callbacks.append(HoldAt(hold_at, str(marker), preemption))
-    callbacks.append(preemption)
+    callbacks = ssc.callbacks()  # the checkpoints and the scenario's SucrosePreemption
+    preemption = next(c for c in callbacks if isinstance(c, SucrosePreemption))
+    if hold_at is not None:  # before the preemption callback: it acts at the end of this very batch
+        callbacks.insert(0, HoldAt(hold_at, str(marker), preemption))
     options = {"accelerator": "cpu", "devices": 1, **trainer_options}
     trainer = pl.Trainer(
         max_epochs=max_epochs,

@@ -59,7 +59,12 @@ def test_fresh_fit_writes_stamped_files_with_scenario_record(ssc):
     assert ssc.last_ckpt() is None
     t, _ = H.fit(ssc, 2)
     assert names(ssc) == ["base_case1_e1.ckpt", "base_case1_e2.ckpt"]
-    assert sorted(os.listdir(ssc.ckpts_dir)) == [".sucrose.lock", "base_case1_e1.ckpt", "base_case1_e2.ckpt"]
+    assert sorted(os.listdir(ssc.ckpts_dir)) == [
+        ".sucrose.lock",
+        ".sucrose.runs.jsonl",  # the run history (docs/cluster.md)
+        "base_case1_e1.ckpt",
+        "base_case1_e2.ckpt",
+    ]
     assert ssc.last_ckpt() == str(ssc.ckpts_dir / "base_case1_e2.ckpt")
     assert isinstance(t.checkpoint_callback, ModelCheckpoint)
     assert t.checkpoint_callback.best_model_path == ssc.last_ckpt()

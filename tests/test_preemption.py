@@ -275,11 +275,13 @@ def test_a_second_preemption_callback_does_nothing(tmp_path):
     H.quiet()
     ws = H.write_workspace(tmp_path / "ws", C.CONFIG)
     ssc = sucrose.SucroseScenario(ws, "base")
-    first, second = SucrosePreemption(ssc), SucrosePreemption(ssc)
+    callbacks = ssc.callbacks()  # holds the scenario's own SucrosePreemption
+    first = next(c for c in callbacks if isinstance(c, SucrosePreemption))
+    second = SucrosePreemption(ssc)  # one added by hand, as older scripts did
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=1,
-        callbacks=[*ssc.callbacks(), first, second],
+        callbacks=[*callbacks, second],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from .. import _atomic
-from .._lock import ScenarioLock
+from .._lock import LEASE_FILE, ScenarioLock, hostname, read_lease
 from .._peek import recorded_scenario
 from .._record import read_record
 from ..config import Config, load_config
@@ -303,7 +303,17 @@ def move(ws: Path, old: str, new: str, *, dry_run: bool = False, cfg: Config | N
     finally:
         for lock in locks:
             lock.release()
+        _drop_moved_lease(Layout(ws, new, cfg.settings).ckpts_dir)
     return result
+
+
+def _drop_moved_lease(folder: Path) -> None:
+    """Remove the lease this process held on OLD, which moved into NEW's folder with it."""
+    lease = folder / LEASE_FILE
+    info = read_lease(lease)
+    if info and info.get("pid") == os.getpid() and info.get("host") == hostname():
+        with contextlib.suppress(OSError):
+            lease.unlink()
 
 
 def _entry(step: Step) -> dict[str, Any]:
