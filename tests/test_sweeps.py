@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -226,3 +228,126 @@ def test_run_usage_errors_name_the_pattern_and_the_command(
     code, out, err = _run(small_ws, "base/lr/*", "--format", "json", "--", "true", capsys=capsys)
     assert code == 1  # exit 0, but no run of the scenario was recorded
     assert {j["status"] for j in json.loads(out)["scenarios"]} == {"unrecorded"}
+
+
+def _readme_sweeps() -> tuple[str, str, list[str]]:
+    """The README's Sweeps section: its config.yaml, its train.py and its shell lines."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Sweeps\n", 1)[1].split("\n## ", 1)[0]
+    blocks = dict(re.findall(r"```(\w+)\n(.*?)```", section, re.S))
+    lines = [line.split("#", 1)[0].strip() for line in blocks["bash"].splitlines()]
+    return blocks["yaml"], blocks["python"], [line for line in lines if line]
+
+
+def test_the_readme_sweeps_section_runs_as_written(tmp_path: Path) -> None:
+    config, script, lines = _readme_sweeps()
+    (tmp_path / "config.yaml").write_text(config)
+    (tmp_path / "train.py").write_text(script)
+    assert [line.split()[1] for line in lines] == ["run", "ls", "run", "plot"]
+
+    def argv(line: str) -> list[str]:
+        words = shlex.split(line)
+        words = [sys.executable if w == "python" else w for w in words]
+        return [sys.executable, "-m", "sucrose_lightning", *words[1:]]
+
+    def sh(line: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            argv(line), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=180
+        )
+
+    names = [n for n in load_config(tmp_path).scenarios if n.startswith("base/lr/")]
+    assert len(names) == 6
+    # the first run, stopped once the third scenario saved its first epoch (a file a child writes)
+    first = subprocess.Popen(
+        argv(lines[0]), cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    third = tmp_path / "ckpts" / names[2] / (names[2].replace("/", "_") + "_e1.pt")
+    _wait_for([third], first)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 143, err
+    statuses = _statuses(tmp_path, names)
+    assert statuses[:2] == ["finished", "finished"] and statuses != ["finished"] * 6, statuses
+    listed = sh(lines[1])
+    assert listed.returncode == 0 and "lr=0.1,hidden=8" in listed.stdout
+    again = sh(lines[2])
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _statuses(tmp_path, names) == ["finished"] * 6
+    plot = sh(lines[3])
+    if plot.returncode == 2 and "matplotlib" in plot.stderr:
+        pytest.skip("matplotlib is not installed")
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "val_loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot.stdout.count(" points") == 6, plot.stdout
+
+
+def test_slurm_launcher_runs_the_array_with_submitits_local_executor(
+    small_ws: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    child = [sys.executable, str(small_ws.parent / "child.py"), "{scenario}"]
+    args = ["--launcher", "slurm", "--cluster", "local", "-j", "2", "--format", "json"]
+    code, out, err = _run(small_ws, *args, "base/lr/*", "--", *child, capsys=capsys)
+    summary = json.loads(out)
+    assert code == 1, err  # base/lr/lr=0.01's command exits 3
+    assert summary["launcher"] == "slurm" and len(summary["slurm_jobs"]) == 2
+    assert [(j["status"], j["exit_code"]) for j in summary["scenarios"]] == [("finished", 0), ("failed", 3)]
+    assert "ran base/lr/lr=0.1" in (small_ws / "logs/base/lr/lr=0.1/run.log").read_text()
+    code, out, err = _run(small_ws, *args, "base/lr/lr=0.1", "--", *child, capsys=capsys)
+    assert code == 0 and json.loads(out)["scenarios"][0]["action"] == "skip"
+
+
+_HOLD_ONCE_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import sucrose_lightning as sucrose
+    ws, name = os.environ["SUCROSE_WORKSPACE"], os.environ["SUCROSE_SCENARIO"]
+    ssc = sucrose.scenario(ws, name)
+    for _ in sucrose.epoch_range(1):
+        pass
+    marker = os.path.join(ws, "held")
+    if not os.path.exists(marker):
+        with open(marker + ".part", "w") as f:
+            f.write(str(os.getppid()))  # the array task's process, which submitit signals
+        os.replace(marker + ".part", marker)
+        while True:
+            signal.pause()  # until the task's checkpoint() sends SIGTERM
+    print("second run finished", name)
+    ssc.close()
+    """
+)
+
+
+def test_a_preempted_array_task_stops_its_command_and_is_requeued(small_ws: Path) -> None:
+    submitit = pytest.importorskip("submitit")
+    from sucrose_lightning.cli.slurm import SweepTask
+
+    (small_ws.parent / "hold.py").write_text(_HOLD_ONCE_CHILD)
+    name = "base/lr/lr=0.1"
+    log = small_ws / "logs" / name / "run.log"
+    task = SweepTask(small_ws, name, [sys.executable, str(small_ws.parent / "hold.py")], log)
+    executor = submitit.LocalExecutor(folder=str(small_ws.parent / "submitit"))
+    executor.update_parameters(timeout_min=5)
+    monkey_env = _env()
+    saved = dict(os.environ)
+    os.environ.update(monkey_env)
+    try:
+        job = executor.submit(task)
+        marker = small_ws / "held"
+        deadline = time.monotonic() + 60
+        while not marker.exists() and not job.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert marker.exists(), job.stderr()
+        from submitit.local.local import LocalJobEnvironment
+
+        # what SLURM does before preempting (or timing out) the task: the signal submitit handles
+        os.kill(int(marker.read_text()), LocalJobEnvironment._usr_sig())
+        assert job.result() == 0
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    runs = RunHistory(small_ws / "ckpts" / name, name).runs()
+    assert [r.status for r in runs] == ["killed", "finished"]
+    text = log.read_text()
+    assert text.count("==> sucrose run (slurm job") == 2 and "second run finished" in text
