@@ -351,3 +351,71 @@ def test_a_preempted_array_task_stops_its_command_and_is_requeued(small_ws: Path
     assert [r.status for r in runs] == ["killed", "finished"]
     text = log.read_text()
     assert text.count("==> sucrose run (slurm job") == 2 and "second run finished" in text
+
+
+_STUBBORN_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import sucrose_lightning as sucrose
+    ws, name = os.environ["SUCROSE_WORKSPACE"], os.environ["SUCROSE_SCENARIO"]
+    if name.endswith("lr=0.01"):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL ends this one
+    ssc = sucrose.scenario(ws, name)
+    sucrose.epoch_range(1)
+    marker = os.path.join(ws, name.replace("/", "_"))
+    open(marker + ".part", "w").close()
+    os.replace(marker + ".part", marker)
+    while True:
+        signal.pause()
+    """
+)
+
+
+def test_ctrl_c_stops_the_children_and_a_second_one_kills_them(small_ws: Path) -> None:
+    (small_ws.parent / "stubborn.py").write_text(_STUBBORN_CHILD)
+    proc = _sweep(
+        small_ws,
+        "-j",
+        "2",
+        "base/lr/*",
+        "--format",
+        "json",
+        "--",
+        sys.executable,
+        str(small_ws.parent / "stubborn.py"),
+    )
+    names = ["base/lr/lr=0.1", "base/lr/lr=0.01"]
+    _wait_for([small_ws / n.replace("/", "_") for n in names], proc)
+    proc.send_signal(signal.SIGINT)
+    # the first child dies of SIGTERM; the second ignores it, so sucrose run still waits for it
+    deadline = time.monotonic() + 60
+    while _statuses(small_ws, names)[0] != "killed" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads(out)
+    assert summary["interrupted"] == "SIGINT"
+    assert [(j["status"], j["exit_code"]) for j in summary["scenarios"]] == [
+        ("killed", -signal.SIGTERM),
+        ("killed", -signal.SIGKILL),
+    ]
+
+
+def test_the_live_table_redraws_in_place(small_ws: Path) -> None:
+    import io
+
+    from sucrose_lightning.cli.run import RunReport, plan_jobs
+    from sucrose_lightning.cli.runner import LocalRunner
+
+    cfg = load_config(small_ws)
+    stream = io.StringIO()
+    report = RunReport(plan_jobs(small_ws, cfg, ["base/lr/lr=0.1", "base/lr/lr=0.01"]))
+    command = [sys.executable, "-c", "print('hello from the child')"]
+    LocalRunner(small_ws, cfg, command, jobs=1, live=True, stream=stream).run(report)
+    text = stream.getvalue()
+    assert text.startswith("SCENARIO ") and "LAST LINE" in text
+    assert "\x1b[" in text  # redrawn over the previous table
+    assert text.splitlines()[-1].split() == ["base/lr/lr=0.01", "unrecorded", "-", "0s"]
+    assert report.code == 1
