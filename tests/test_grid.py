@@ -118,3 +118,9 @@ def test_grid_children_in_show_diff_and_ls(tmp_path: Path, capsys: pytest.Captur
     assert [(s["name"], s["depth"]) for s in listed] == [("base/lr/lr=0.1", 0), ("base/lr/lr=0.01", 0)]
     assert main(["-w", ws, "ls", "base/rl/*"]) == 2
     assert "pattern 'base/rl/*' matches no scenario" in capsys.readouterr().err
+
+
+def test_mv_refuses_a_grid_child(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _cfg(tmp_path, "base:\n  optim.lr: 1\nbase/lr:\n  .grid: {optim.lr: [0.1]}\n")
+    assert main(["-w", str(tmp_path), "mv", "base/lr/lr=0.1", "base/x"]) == 2
+    assert "is made by the grid of 'base/lr' in config.yaml" in capsys.readouterr().err

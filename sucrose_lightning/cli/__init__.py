@@ -78,6 +78,11 @@ def run_command(args: argparse.Namespace) -> Output:
         return render_check(check_report(workspace_folder(args.workspace), args.verify), fmt)
     if command == "mv":
         ws, cfg = load_workspace(args.workspace)
+        if args.old in cfg.grids:
+            raise UsageError(
+                f"scenario {args.old!r} is made by the grid of {cfg.grids[args.old]!r} in {cfg.path.name}, "
+                "not a key of the file: change that grid's values to rename it"
+            )
         return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
