@@ -171,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(write the command after '--'; {scenario} in it is replaced)",
         ["table", "json"],
     )
+    p.usage = "%(prog)s [options] PATTERN [PATTERN ...] -- COMMAND [ARG ...]"
+    p.epilog = (
+        "example: sucrose run -j 2 'base/lr/*' -- python train.py {scenario}  "
+        "(the child also gets SUCROSE_SCENARIO and SUCROSE_WORKSPACE)"
+    )
     p.add_argument("patterns", nargs="+", metavar="PATTERN", help="scenarios or patterns, e.g. 'base/lr/*'")
     p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N", help="at most N at a time")
     p.add_argument("--rerun", action="store_true", help="run finished scenarios again too")
