@@ -332,6 +332,7 @@ def test_a_preempted_array_task_stops_its_command_and_is_requeued(small_ws: Path
     monkey_env = _env()
     saved = dict(os.environ)
     os.environ.update(monkey_env)
+    job = None
     try:
         job = executor.submit(task)
         marker = small_ws / "held"
@@ -345,6 +346,8 @@ def test_a_preempted_array_task_stops_its_command_and_is_requeued(small_ws: Path
         os.kill(int(marker.read_text()), LocalJobEnvironment._usr_sig())
         assert job.result() == 0
     finally:
+        if job is not None and not job.done():  # a failed check: stop the task and its command before leaving
+            job.cancel()
         os.environ.clear()
         os.environ.update(saved)
     runs = RunHistory(small_ws / "ckpts" / name, name).runs()
@@ -419,3 +422,16 @@ def test_the_live_table_redraws_in_place(small_ws: Path) -> None:
     assert "\x1b[" in text  # redrawn over the previous table
     assert text.splitlines()[-1].split() == ["base/lr/lr=0.01", "unrecorded", "-", "0s"]
     assert report.code == 1
+
+
+def test_a_command_that_cannot_start_fails_its_scenario_and_the_sweep_goes_on(
+    small_ws: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = small_ws.parent / "not-a-program"
+    program.write_bytes(b"\x00\x01 not an executable format\n")
+    program.chmod(0o755)
+    code, out, _ = _run(small_ws, "base/lr/*", "--format", "json", "--", str(program), capsys=capsys)
+    assert code == 1
+    jobs = json.loads(out)["scenarios"]
+    assert [j["status"] for j in jobs] == ["failed", "failed"]
+    assert all(j["note"].startswith(f"cannot start {str(program)!r}: ") for j in jobs), jobs

@@ -104,7 +104,18 @@ class LocalRunner:
 
     # ------------------------------------------------------------------ children
 
-    def _launch(self, job: Job) -> _Child:
+    @contextlib.contextmanager
+    def _stop_children_on_error(self, running: list[_Child]) -> Iterator[None]:
+        """An error of ``sucrose run`` itself (say, a full disk) stops the children it started."""
+        try:
+            yield
+        except BaseException:
+            self._signal_children(running, signal.SIGTERM)
+            for child in running:
+                child.proc.wait()
+            raise
+
+    def _launch(self, job: Job) -> _Child | None:
         _atomic.ensure_dir(job.log.parent)
         argv = [a.replace("{scenario}", job.scenario) for a in self.command]
         env = {**os.environ, "SUCROSE_SCENARIO": job.scenario, "SUCROSE_WORKSPACE": str(self.ws)}
@@ -113,14 +124,19 @@ class LocalRunner:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             log.write(f"==> sucrose run {stamp}: {' '.join(argv)}\n".encode())
             log.flush()
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            except OSError as err:  # e.g. {scenario} made a program path that does not exist
+                job.status, job.note = "failed", f"cannot start {argv[0]!r}: {err.strerror or err}"
+                self._event(f"failed {job.scenario}: {job.note}")
+                return None
         job.status = "running"
         self._event(f"started {job.scenario} (pid {proc.pid})")
         return _Child(job, proc, now(), None if before is None else before.run)
@@ -198,7 +214,7 @@ class LocalRunner:
         running: list[_Child] = []
         forwarded = 0
         last_draw = 0.0
-        with self._handlers():
+        with self._handlers(), self._stop_children_on_error(running):
             while pending or running:
                 if self.signals and forwarded < len(self.signals):
                     sig = signal.SIGTERM if forwarded == 0 else signal.SIGKILL
@@ -212,7 +228,9 @@ class LocalRunner:
                     self._signal_children(running, sig)
                     forwarded = len(self.signals)
                 while pending and len(running) < self.jobs and not self.signals:
-                    running.append(self._launch(pending.pop(0)))
+                    child = self._launch(pending.pop(0))
+                    if child is not None:
+                        running.append(child)
                 for child in list(running):
                     code = child.proc.poll()
                     if code is not None:
