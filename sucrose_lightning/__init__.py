@@ -42,6 +42,7 @@ from .errors import (
     UnsafeCheckpointError,
 )
 from .layout import CkptFile
+from .newdomain import new_domain
 from .scenario import SucroseScenario, current, set_current
 from .store import CheckpointStore
 
@@ -78,6 +79,7 @@ __all__ = [
     "epoch_range",
     "load_config",
     "logger",
+    "new_domain",
     "scenario",
     "step",
 ]

@@ -30,6 +30,7 @@ import yaml
 
 from ._marks import key_marks
 from .errors import ConfigError, DomainNotFoundError, did_you_mean
+from .grid import GRID_KEYS, expand_grids
 from .names import MAX_NAME_BYTES, WORKSPACE_DOMAIN, check_domain_name, parent_of
 from .refs import resolve_refs
 from .values import plain, same_value, under_prefix
@@ -174,12 +175,14 @@ class Config:
         domains: domain name -> its own (not merged) keys, in file order.
         settings: layout settings from the ``workspace`` domain.
         sha256: hex digest of the file's bytes.
+        grids: each child a grid domain made (see :mod:`.grid`) -> that grid domain.
     """
 
     path: Path
     domains: dict[str, dict[str, Any]]
     settings: WorkspaceSettings = field(default_factory=WorkspaceSettings)
     sha256: str = ""
+    grids: dict[str, str] = field(default_factory=dict)
     _marks: dict[tuple[str, str], str] | None = field(default=None, repr=False, compare=False)
 
     def where(self, domain: str, key: str) -> str:
@@ -326,6 +329,7 @@ def _load_config(path: str | Path) -> Config:
     problems: list[str] = []
     domains: dict[str, dict[str, Any]] = {}
     settings = WorkspaceSettings()
+    grids: dict[str, str] = {}
     if root is None:
         pass  # an empty file has no domains; asking for a scenario names the file
     elif not isinstance(root, yaml.MappingNode):
@@ -343,6 +347,7 @@ def _load_config(path: str | Path) -> Config:
             if name == WORKSPACE_DOMAIN:
                 settings = _workspace_settings(body, _where(shown, name_node.start_mark), problems)
             domains[name] = body
+        domains, grids = expand_grids(domains, root, shown, problems)  # grid domains: see grid.py
     for key, mark in loader.duplicates:
         problems.append(
             f"{_where(shown, mark)}: duplicate key {key!r} (YAML would silently keep the last one); "
@@ -357,6 +362,7 @@ def _load_config(path: str | Path) -> Config:
         domains=domains,
         settings=settings,
         sha256=hashlib.sha256(data).hexdigest(),
+        grids=grids,
     )
 
 
@@ -393,7 +399,7 @@ def _read_domain(
         problems.append(_construct_problem(loader, body_node, shown, err))
         return None
     for key in body:
-        if type(key) is not str or not _GOOD_KEY(key):
+        if (type(key) is not str or not _GOOD_KEY(key)) and key not in GRID_KEYS:
             problems.append(f"{where}: domain {name!r}: {_check_key(key)}")
     return name, body
 

@@ -10,6 +10,9 @@ Subcommands (``sucrose -h`` and ``sucrose SUBCOMMAND -h`` for details)::
     sucrose scalars A [B ...] --tag TAG the same data as CSV or JSON
     sucrose prune SCENARIO --keep K     delete all but the newest K checkpoints (with --yes)
     sucrose mv OLD NEW [--dry-run]      rename a scenario: config key, folders, file names, records
+    sucrose new NAME [--set K=V ...]    add a domain to config.yaml, keeping every line of the file
+    sucrose run [-j N] PATTERN... -- COMMAND
+                                        run COMMAND per scenario; finished ones skipped, others resumed
 
 Exit codes: 0 fine, 1 a problem was found (``check``), the config file is broken or there was
 nothing to plot, 2 a usage error (unknown scenario, bad option, missing workspace, missing
@@ -30,12 +33,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
 from collections.abc import Sequence
 
 from ..errors import ConfigError, SucroseError
-from ..inventory import store_of
+from ..inventory import find_orphans, store_of
 from .check import check_report, render_check
 from .common import PROG, UsageError, error_line, load_workspace, require_scenario, workspace_folder
 from .diff import diff_report, render_diff
@@ -52,7 +56,9 @@ from .logs import (
 )
 from .ls import ls_report, render_ls
 from .mv import move, render_mv
+from .new import new_report, render_new
 from .parser import build_parser
+from .patterns import match_scenarios, pattern_regex
 from .prune import prune, render_prune
 from .render import Output
 from .show import render_show, show_report
@@ -72,14 +78,31 @@ def run_command(args: argparse.Namespace) -> Output:
         return render_check(check_report(workspace_folder(args.workspace), args.verify, args.target), fmt)
     if command == "mv":
         ws, cfg = load_workspace(args.workspace)
+        if args.old in cfg.grids:
+            raise UsageError(
+                f"scenario {args.old!r} is made by the grid of {cfg.grids[args.old]!r} in {cfg.path.name}, "
+                "not a key of the file: change that grid's values to rename it"
+            )
         return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
         out.err(f"{PROG}: {PLOT_INSTALL_HINT}")
         return out
+    if command == "new":
+        ws = workspace_folder(args.workspace)
+        return render_new(new_report(ws, args.name, args.sets, args.new_key, args.dry_run), fmt)
     ws, cfg = load_workspace(args.workspace)
+    if command == "run":
+        from .sweep import sweep
+
+        return sweep(ws, cfg, args)
     if command == "ls":
-        return render_ls(ls_report(ws, cfg), fmt)
+        if not args.patterns:
+            return render_ls(ls_report(ws, cfg), fmt)
+        orphans = [
+            o for o in find_orphans(ws, cfg) if any(pattern_regex(p).fullmatch(o) for p in args.patterns)
+        ]
+        return render_ls(ls_report(ws, cfg, [*match_scenarios(cfg, args.patterns), *orphans]), fmt)
     if command == "show":
         require_scenario(cfg, args.scenario)
         return render_show(show_report(cfg, args.scenario, args.prefix), fmt, args.origin)
@@ -92,14 +115,13 @@ def run_command(args: argparse.Namespace) -> Output:
         store = store_of(ws, args.scenario, cfg.settings)
         return render_prune(prune(store, args.keep, yes=args.yes, force=args.force), fmt)
     # plot and scalars
-    for name in args.scenarios:
-        require_scenario(cfg, name)
-    report = scalars_report(ws, cfg, args.scenarios, None if args.list_tags else args.tag)
+    names = match_scenarios(cfg, args.scenarios)
+    report = scalars_report(ws, cfg, names, None if args.list_tags else args.tag, args.smooth)
     if args.list_tags:
         return render_tags(report, "json" if fmt == "json" else "table")
     if command == "scalars":
         return render_scalars(report, fmt)
-    return render_plot(write_plot(report, args.output), fmt)
+    return render_plot(write_plot(report, args.output, args.logy), fmt)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -120,6 +142,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         (0, True)
     """
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    child: list[str] = []
+    if "--" in argv:  # `sucrose run PATTERN... -- COMMAND`: the command is not sucrose's to parse
+        cut = argv.index("--")
+        head = argv[:cut]
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                is_run = parser.parse_known_args(head)[0].command == "run"
+            except SystemExit:
+                is_run = False
+        if is_run:
+            argv, child = head, argv[cut + 1 :]
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # argparse: usage errors exit 2, -h exits 0
@@ -132,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    args.child = child
     if args.command in ("plot", "scalars") and not args.list_tags and not args.tag:
         print(
             f"{PROG} {args.command}: error: --tag is required (or --list-tags to see them)", file=sys.stderr

@@ -1,5 +1,9 @@
 """``sucrose scalars`` and ``sucrose plot``: one TensorBoard scalar of several scenarios.
 
+Both take patterns (``base/lr/*``, see :mod:`.patterns`) and ``--smooth W`` (TensorBoard's
+debiased exponential moving average: the values printed or drawn are the smoothed ones);
+``plot --logy`` draws a logarithmic y axis.
+
 tensorboard is imported only when logs are read, matplotlib only when a plot is drawn; a
 missing matplotlib gives :data:`PLOT_INSTALL_HINT`, not a traceback.
 """
@@ -35,6 +39,7 @@ __all__ = [
     "render_scalars",
     "render_tags",
     "scalars_report",
+    "smooth_points",
     "write_plot",
 ]
 
@@ -72,8 +77,32 @@ class ScalarsReport:
         return self.series[name].get(self.tag, [])
 
 
-def scalars_report(ws: Path, cfg: Config, names: Sequence[str], tag: str | None) -> ScalarsReport:
+def smooth_points(points: Sequence[ScalarPoint], weight: float) -> list[ScalarPoint]:
+    """TensorBoard's smoothing: a debiased exponential moving average with ``weight`` in [0, 1).
+
+    Examples:
+        >>> from sucrose_lightning.tbreader import ScalarPoint
+        >>> pts = [ScalarPoint(i, 0.0, v) for i, v in enumerate([1.0, 0.0, 0.0])]
+        >>> [round(p.value, 4) for p in smooth_points(pts, 0.5)]
+        [1.0, 0.3333, 0.1429]
+    """
+    from ..tbreader import ScalarPoint
+
+    if weight <= 0:
+        return list(points)
+    out, last = [], 0.0
+    for n, p in enumerate(points, 1):
+        last = last * weight + (1 - weight) * p.value
+        out.append(ScalarPoint(p.step, p.wall_time, last / (1 - weight**n)))
+    return out
+
+
+def scalars_report(
+    ws: Path, cfg: Config, names: Sequence[str], tag: str | None, smooth: float = 0.0
+) -> ScalarsReport:
     """Read scalar ``tag`` (every tag when ``None``) of each scenario in ``names``.
+
+    ``smooth`` > 0 replaces each series by its moving average (see :func:`smooth_points`).
 
     Raises:
         UsageError: tensorboard, which reads the logs, is missing.
@@ -86,7 +115,8 @@ def scalars_report(ws: Path, cfg: Config, names: Sequence[str], tag: str | None)
     for name in names:
         logs_dir = Layout(ws, name, cfg.settings).logs_dir
         report.logs_dirs[name] = logs_dir
-        report.series[name] = read_scalars(logs_dir, None if tag is None else [tag])
+        series = read_scalars(logs_dir, None if tag is None else [tag])
+        report.series[name] = {t: smooth_points(p, smooth) for t, p in series.items()}
     if tag is not None:
         for name, series in report.series.items():
             if not series.get(tag):
@@ -166,7 +196,7 @@ def plot_available() -> bool:
     return True
 
 
-def plot_figure(series: dict[str, Sequence[ScalarPoint]], tag: str) -> Figure:
+def plot_figure(series: dict[str, Sequence[ScalarPoint]], tag: str, logy: bool = False) -> Figure:
     """One matplotlib figure: ``tag`` against step, one labelled line per scenario.
 
     Uses ``matplotlib.figure.Figure`` directly (no pyplot, no GUI backend, no global state).
@@ -174,6 +204,7 @@ def plot_figure(series: dict[str, Sequence[ScalarPoint]], tag: str) -> Figure:
     Args:
         series: scenario name -> its points, in the order the lines are drawn.
         tag: the scalar's tag (the y label and title).
+        logy: a logarithmic y axis.
 
     Returns:
         The figure; ``fig.axes[0].get_lines()`` has one line per scenario.
@@ -196,6 +227,8 @@ def plot_figure(series: dict[str, Sequence[ScalarPoint]], tag: str) -> Figure:
         marker = "o" if len(points) < 30 else None
         ax.plot([p.step for p in points], [p.value for p in points], label=name, marker=marker, markersize=3)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(tag)
     ax.set_title(tag)
@@ -230,14 +263,14 @@ class PlotResult:
     error: str | None = None
 
 
-def write_plot(report: ScalarsReport, output: str | Path | None = None) -> PlotResult:
+def write_plot(report: ScalarsReport, output: str | Path | None = None, logy: bool = False) -> PlotResult:
     """Draw the scenarios that have the tag into one PNG (default: ``<tag>.png``); nothing if none has it."""
     assert report.tag is not None
     result = PlotResult(report, Path(output or _default_png(report.tag)))
     have = report.have
     if not have:
         return result
-    fig = plot_figure({n: report.points(n) for n in have}, report.tag)
+    fig = plot_figure({n: report.points(n) for n in have}, report.tag, logy)
     try:
         fig.savefig(result.output, format="png")
     except OSError as err:

@@ -3,10 +3,12 @@
 STATUS is the newest run's outcome from the scenario's run history (``running on host/pid``,
 ``finished``, ``stopped``, ``failed``, ``killed``); EPOCHS shows ``done/target`` when that run
 recorded its epoch target. ``--format json`` adds the whole ``history`` of each scenario.
+``sucrose ls PATTERN...`` lists only the scenarios (and orphans) matching a pattern (``base/lr/*``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,8 +58,10 @@ class LsReport:
     orphans: list[ScenarioFiles]
 
 
-def ls_report(ws: Path, cfg: Config) -> LsReport:
+def ls_report(ws: Path, cfg: Config, only: Sequence[str] | None = None) -> LsReport:
     """The inventory of every scenario of ``cfg`` (tree order) and of the orphan folders.
+
+    ``only``: list only these scenarios and orphan folders (``None``: all of them).
 
     Examples:
         >>> import tempfile
@@ -66,6 +70,7 @@ def ls_report(ws: Path, cfg: Config) -> LsReport:
         >>> [(e.files.name, e.depth, e.parent) for e in report.scenarios], report.orphans
         ([('base', 0, None), ('base/wide', 1, 'base')], [])
     """
+    keep = None if only is None else set(only)
     scenarios = [
         LsEntry(
             scenario_files(ws, name, cfg.settings),
@@ -74,8 +79,17 @@ def ls_report(ws: Path, cfg: Config) -> LsReport:
             _history(ws / cfg.settings.ckpts_folder / name, name),
         )
         for name, depth in scenario_tree(cfg)
+        if keep is None or name in keep
     ]
-    orphans = [scenario_files(ws, name, cfg.settings) for name in find_orphans(ws, cfg)]
+    if keep is not None and scenarios:  # a filtered tree starts at the left margin
+        top = min(e.depth for e in scenarios)
+        for e in scenarios:
+            e.depth -= top
+    orphans = [
+        scenario_files(ws, name, cfg.settings)
+        for name in find_orphans(ws, cfg)
+        if keep is None or name in keep
+    ]
     return LsReport(ws, cfg.path, scenarios, orphans)
 
 

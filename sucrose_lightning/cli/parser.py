@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .common import PROG
 
-__all__ = ["build_parser", "positive_int"]
+__all__ = ["build_parser", "positive_int", "smoothing"]
 
 _WORKSPACE_HELP = "the folder holding config.yaml (default: the current folder)"
 
@@ -29,6 +29,28 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value} (keep the newest checkpoint)")
+    return value
+
+
+def smoothing(text: str) -> float:
+    """An exponential moving average weight in ``[0, 1)`` (``--smooth``).
+
+    Examples:
+        >>> smoothing("0.6")
+        0.6
+        >>> smoothing("1")
+        Traceback (most recent call last):
+        ...
+        argparse.ArgumentTypeError: must be at least 0 and below 1, not 1.0 (0.6 is TensorBoard's default)
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), not {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at least 0 and below 1, not {value} (0.6 is TensorBoard's default)"
+        )
     return value
 
 
@@ -59,10 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         return p
 
-    add(
+    p = add(
         "ls",
         "tree of scenarios: epochs done, checkpoints, size, newest, logs; and orphans",
         ["table", "json"],
+    )
+    p.add_argument(
+        "patterns", nargs="*", metavar="PATTERN", help="only scenarios matching these (e.g. 'base/lr/*')"
     )
 
     p = add(
@@ -103,13 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
         ("scalars", "print a TensorBoard scalar of one or more scenarios", ["csv", "json"]),
     ):
         p = add(name, help_, formats)
-        p.add_argument("scenarios", nargs="+", metavar="SCENARIO", help="scenario names")
+        p.add_argument(
+            "scenarios", nargs="+", metavar="SCENARIO", help="scenario names or patterns (e.g. 'base/lr/*')"
+        )
         p.add_argument("--tag", help="the scalar's tag, e.g. train/loss")
+        p.add_argument(
+            "--smooth",
+            type=smoothing,
+            default=0.0,
+            metavar="W",
+            help="exponential moving average weight in [0, 1), like TensorBoard's slider (default: 0)",
+        )
         p.add_argument("--list-tags", action="store_true", help="list the scalar tags of each scenario")
         if name == "plot":
             p.add_argument(
                 "-o", "--output", help="PNG file to write (default: <tag>.png in the current folder)"
             )
+            p.add_argument("--logy", action="store_true", help="a logarithmic y axis")
 
     p = add(
         "mv",
@@ -120,6 +155,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", help="the scenario's name now")
     p.add_argument("new", help="its new name (not a domain yet, no folders)")
     p.add_argument("--dry-run", action="store_true", help="only print what would change")
+
+    p = add(
+        "new",
+        "add a domain (a named variant) to config.yaml, keeping every comment and line of the file",
+        ["text", "json"],
+    )
+    p.add_argument("name", help="the new domain, e.g. base/wide (it inherits from base)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        dest="sets",
+        help="a key and its value, read as YAML (repeatable), e.g. --set optim.lr=0.01",
+    )
+    p.add_argument("--new-key", action="store_true", help="allow keys that no ancestor sets")
+    p.add_argument("--dry-run", action="store_true", help="only print the lines it would add")
+
+    p = add(
+        "run",
+        "run a command once per matching scenario, skipping finished ones and resuming the others "
+        "(write the command after '--'; {scenario} in it is replaced)",
+        ["table", "json"],
+    )
+    p.usage = "%(prog)s [options] PATTERN [PATTERN ...] -- COMMAND [ARG ...]"
+    p.epilog = (
+        "example: sucrose run -j 2 'base/lr/*' -- python train.py {scenario}  "
+        "(the child also gets SUCROSE_SCENARIO and SUCROSE_WORKSPACE)"
+    )
+    p.add_argument("patterns", nargs="+", metavar="PATTERN", help="scenarios or patterns, e.g. 'base/lr/*'")
+    p.add_argument("-j", "--jobs", type=positive_int, default=1, metavar="N", help="at most N at a time")
+    p.add_argument("--rerun", action="store_true", help="run finished scenarios again too")
+    p.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: child processes here; slurm: one SLURM job array through submitit",
+    )
+    slurm = p.add_argument_group(
+        "slurm launcher (with --launcher slurm; pip install 'sucrose-lightning[slurm]')"
+    )
+    slurm.add_argument("--partition", help="the SLURM partition")
+    slurm.add_argument("--time", type=positive_int, default=60, metavar="MIN", help="minutes per job")
+    slurm.add_argument("--gpus", type=int, default=0, metavar="N", help="GPUs per job")
+    slurm.add_argument("--cpus", type=positive_int, default=1, metavar="N", help="CPUs per job")
+    slurm.add_argument("--mem-gb", type=int, default=None, metavar="GB", help="memory per job")
+    slurm.add_argument(
+        "--cluster", choices=["slurm", "local", "debug"], default="slurm", help=argparse.SUPPRESS
+    )  # submitit's executors; local runs the array here (tests)
 
     p = add(
         "prune",

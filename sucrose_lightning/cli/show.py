@@ -51,6 +51,7 @@ class ShowReport:
         rows: its keys (under :attr:`prefix` when one is given), in merged order.
         prefix: the ``--prefix`` asked for, or ``None``.
         top_keys: the first parts of all its keys (to suggest a prefix).
+        grid: the grid domain that made this scenario, or ``None`` (a domain of the file).
     """
 
     scenario: str
@@ -58,6 +59,7 @@ class ShowReport:
     rows: list[ShowRow]
     prefix: str | None
     top_keys: list[str]
+    grid: str | None = None
 
     @property
     def prefix_matched_nothing(self) -> bool:
@@ -88,7 +90,11 @@ def show_report(cfg: Config, name: str, prefix: str | None = None) -> ShowReport
         overrides = [Override(d, cfg.domains[d][key]) for d in after if key in cfg.domains[d]]
         rows.append(ShowRow(key, value, origin, overrides, raw[key] if has_refs(raw[key]) else None))
     top_keys = sorted({k.split(".", 1)[0] for k in values})
-    return ShowReport(name, chain, rows, prefix, top_keys)
+    return ShowReport(name, chain, rows, prefix, top_keys, cfg.grids.get(name))
+
+
+def _grid_note(report: ShowReport) -> str:
+    return "" if report.grid is None else f" (made by the grid of {report.grid})"
 
 
 def _overrides_text(row: ShowRow) -> str:
@@ -118,7 +124,7 @@ def show_yaml(report: ShowReport, origin: bool = False) -> str:
     name, rows = report.scenario, report.rows
     if not origin:
         return dump({name: {r.key: r.value for r in rows}})
-    out = [f"# scenario {name}: chain {' -> '.join(report.chain)}"]
+    out = [f"# scenario {name}: chain {' -> '.join(report.chain)}{_grid_note(report)}"]
     if not rows:
         out.append(f"{dump({name: {}}).rstrip()}")
         return "\n".join(out) + "\n"
@@ -138,6 +144,7 @@ def _json(report: ShowReport) -> dict[str, Any]:
     return {
         "scenario": report.scenario,
         "chain": report.chain,
+        "grid": report.grid,
         "config": {r.key: plain(r.value) for r in report.rows},
         "keys": [
             {
@@ -178,7 +185,7 @@ def render_show(report: ShowReport, fmt: str = "table", origin: bool = False) ->
         out.out(show_yaml(report, origin), end="")
     else:
         if origin:
-            out.out(f"{report.scenario}: chain {' -> '.join(report.chain)}")
+            out.out(f"{report.scenario}: chain {' -> '.join(report.chain)}{_grid_note(report)}")
         head = ["KEY", "VALUE", "FROM", "OVERRIDES"]
         rows = [[r.key, inline(r.value), r.origin, _overrides_text(r)] for r in report.rows]
         if origin and any(r.written is not None for r in report.rows):
