@@ -7,6 +7,7 @@ Run as a script it is the DDP worker of ``test_lightning_ddp.py``::
 
 from __future__ import annotations
 
+import atexit
 import json
 import multiprocessing
 import os
@@ -272,6 +273,7 @@ def _ddp_main(ws: str, name: str, out: str) -> None:
             }
         )
     Path(out).with_suffix(f".rank{t.global_rank}.json").write_text(json.dumps(results))
+    close_process_group()
 
 
 class DropoutModule(TinyModule):
@@ -283,6 +285,16 @@ class DropoutModule(TinyModule):
 
     def setup(self, stage: str) -> None:
         torch.manual_seed(1000 + self.global_rank)
+        atexit.register(close_process_group)  # in each spawned worker
+
+
+def close_process_group() -> None:
+    """End the gloo process group before the interpreter exits: left to the exit, gloo's threads
+    sometimes abort a finished process (status -6)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 class _SaveWeights(pl.Callback):
