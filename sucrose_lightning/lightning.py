@@ -35,11 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from . import _lit_state
-from ._ckpt_io import SucroseCheckpointIO
+from ._ckpt_io import SucroseCheckpointIO, finish_writes, install_io, io_of
 from ._lock import ScenarioLock
 from ._protocol import ScenarioLike
 from ._record import config_diff
@@ -96,6 +95,8 @@ class SucroseCheckpoint(ModelCheckpoint):
         keep_last: keep only this callback's newest ``keep_last`` files (not with ``monitor``).
         strict_config: raise instead of warning when the resumed checkpoint's config differs.
         warn_unused: warn at the end of ``fit`` about config keys never read.
+        async_save: write in a background thread; training waits only for a snapshot of the
+            tensors ("Asynchronous saves" in the crash-safety docs).
         **options: passed to ``ModelCheckpoint`` (``dirpath``, ``filename`` and
             ``enable_version_counter`` are fixed by the scenario).
 
@@ -122,6 +123,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         keep_last: int | None = None,
         strict_config: bool = False,
         warn_unused: bool = True,
+        async_save: bool = False,
         **options: Any,
     ) -> None:
         fixed = [k for k in _FIXED_CKPT_OPTIONS if k in options]
@@ -154,6 +156,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         self.keep_last = keep_last
         self.strict_config = strict_config
         self.warn_unused = warn_unused
+        self.async_save = async_save
         self.FILE_EXTENSION = ssc.config_file.settings.lightning_ckpts_extension
         #: Path of the monitored callback's latest state while it is not among the top k.
         self.latest_model_path = ""
@@ -252,8 +255,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         self._trainer = trainer
         super().setup(trainer, pl_module, stage)
         _lit_state.check_labels(self, trainer)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
-            trainer.strategy.checkpoint_io = SucroseCheckpointIO(self.ssc.store)
+        install_io(trainer, self.ssc.store, self.async_save)
         if stage != "fit":
             return
         problem: str | None = None
@@ -268,9 +270,17 @@ class SucroseCheckpoint(ModelCheckpoint):
         self.ssc.store.new_timeline()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Release the scenario's lock taken in :meth:`setup`."""
+        """Wait for a background write still in flight (raising its failure), release the lock."""
         if stage == "fit":
-            self._release()
+            try:
+                io_of(trainer).wait()
+            finally:
+                self._release()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's ``save_last``, then every rank waits for the last background write."""
+        super().on_train_end(trainer, pl_module)
+        finish_writes(trainer)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
@@ -279,6 +289,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         try:
             super().on_exception(trainer, pl_module, exception)
         finally:
+            io_of(trainer).wait(quietly=True)  # a failed write is warned about, the exception goes on
             self._release()
 
     def _release(self) -> None:
@@ -381,6 +392,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Save through ``trainer.save_checkpoint``; report a failed write on every rank; prune."""
         io = trainer.strategy.checkpoint_io
         deferring = io.deferring_errors() if isinstance(io, SucroseCheckpointIO) else contextlib.nullcontext()
+        finish_writes(trainer)  # at most one background write in flight; every rank agrees it completed
         self._saving = True
         try:
             with deferring:
@@ -398,7 +410,11 @@ class SucroseCheckpoint(ModelCheckpoint):
         if message is not None:
             raise CheckpointError(f"rank 0 could not save checkpoint {filepath}: {message}")
         if trainer.is_global_zero:
-            self._prune()
+            io_of(trainer).after_write(self._prune)  # keep_last counts completed files only
+
+    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        """Lightning's removal, once the write in flight is complete (a kill never leaves fewer files)."""
+        io_of(trainer).after_write(lambda: ModelCheckpoint._remove_checkpoint(self, trainer, filepath))
 
     def _prune(self) -> None:
         """``keep_last``: the store's retention rule on this callback's own files."""

@@ -15,15 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _rng
+from ._async import AsyncSaver, mmap_kwds
 from ._lock import ScenarioLock
 from ._record import META_KEY, build_record, drift, read_record
 from .config import Config, load_config, plain
-from .errors import (
-    CheckpointError,
-    DamagedCheckpointError,
-    SucroseConfigWarning,
-    SucroseError,
-)
+from .errors import CheckpointError, DamagedCheckpointError, SucroseConfigWarning, SucroseError
 from .layout import CkptFile, Layout
 from .store import CheckpointStore
 from .view import ConfigView
@@ -96,6 +92,7 @@ class SucroseScenario(ConfigView):
         self._layout = Layout(self._workspace, name, self._cfg.settings)
         self._store = CheckpointStore(self._layout)
         self._session: ScenarioLock | None = None  # the plain loop's writer session
+        self._writer = AsyncSaver(self._store)  # save_state_dict's writer (background or not)
         self._num_steps = 0
         self._epochs: int | None = None  # epochs finished; read from disk on first use
 
@@ -187,23 +184,26 @@ class SucroseScenario(ConfigView):
             self._session = self._store.writer()
             self._store.new_timeline()
 
-    def close(self) -> None:
-        """Release the scenario's lock (also done at interpreter exit)."""
-        if self._session is not None:
-            self._session.release()
-            self._session = None
+    def close(self, *, quietly: bool = False) -> None:
+        """Wait for a background save (raise its failure, ``quietly``: log it), release the lock."""
+        try:
+            self._writer.close(quietly=quietly)
+        finally:
+            if self._session is not None:
+                self._session.release()
+                self._session = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the writer's session: a lock belongs to the process that took it."""
         state = self.__dict__.copy()
-        state["_session"] = None
+        state.update(_session=None, _writer=AsyncSaver(self._store))
         return state
 
     def __enter__(self) -> SucroseScenario:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(quietly=exc[0] is not None)
 
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""
@@ -238,7 +238,9 @@ class SucroseScenario(ConfigView):
         newest = self._store.resume_target(self._cfg.settings.lightning_ckpts_extension, verify=verify)
         return newest.path if newest else None
 
-    def save_state_dict(self, interval: int = 1, *, save_step: bool = True, **objs: Any) -> Path | None:
+    def save_state_dict(
+        self, interval: int = 1, *, save_step: bool = True, async_save: bool = False, **objs: Any
+    ) -> Path | None:
         """Count one epoch; every ``interval`` calls, save ``objs`` to an epoch-stamped file.
 
         Objects with ``state_dict()`` are saved by their state dict, others as they are,
@@ -248,6 +250,8 @@ class SucroseScenario(ConfigView):
         Args:
             interval: save once every this many calls (positive int).
             save_step: also record :attr:`num_steps` under the ``step_key`` setting.
+            async_save: snapshot ``objs`` and write the file in a background thread; a failure
+                is raised by the next save or :meth:`close` ("Asynchronous saves" in the docs).
             **objs: what to save, e.g. ``model=model, optim=optim``.
 
         Returns:
@@ -289,8 +293,7 @@ class SucroseScenario(ConfigView):
             payload[step_key] = self._num_steps
         payload[META_KEY] = self.meta(total)
         path = self._layout.ckpt_path(total)
-        self._store.make_room(path, f"saving epoch {total} of a resumed run")
-        self._store.save(payload, path)
+        self._writer.save(payload, path, f"saving epoch {total} of a resumed run", background=async_save)
         self._epochs = total
         log.info("saved %s", path)
         return path
@@ -358,7 +361,8 @@ class SucroseScenario(ConfigView):
                     ) from err
 
         try:
-            found = self._store.load_newest(files, verify=verify, loader_kwds=loader_kwds, accept=accept)
+            kwds = mmap_kwds(self.ckpts_dir, loader_kwds)  # mapped, not read, where the folder is local
+            found = self._store.load_newest(files, verify=verify, loader_kwds=kwds, accept=accept)
         except DamagedCheckpointError as err:
             if epoch is None:
                 raise
