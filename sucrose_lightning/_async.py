@@ -123,7 +123,9 @@ class Snapshot:
                 storages[key] = copy_of
             out = torch.empty(0, dtype=t.dtype)
             out.set_(copy_of.untyped_storage(), t.storage_offset(), t.size(), t.stride())
-            return out
+            if isinstance(t, torch.nn.Parameter):  # saved as what it is
+                return torch.nn.Parameter(out, requires_grad=t.requires_grad)
+            return out.requires_grad_(t.requires_grad) if t.is_leaf else out
 
         def walk(x: Any) -> Any:
             if isinstance(x, _ATOMS):

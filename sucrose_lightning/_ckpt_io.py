@@ -148,8 +148,9 @@ class SucroseCheckpointIO(TorchCheckpointIO):
         """
         local = Path(path) if isinstance(path, (str, Path)) and "://" not in str(path) else None
         kwds = mmap_kwds(local.parent) if local is not None else {}
-        if not kwds:
-            return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+        if not kwds:  # Lightning < 2.6 has no weights_only here
+            extra = {} if weights_only is None else {"weights_only": weights_only}
+            return super().load_checkpoint(path, map_location=map_location, **extra)
         import torch
 
         if not local.exists():  # type: ignore[union-attr]

@@ -9,9 +9,12 @@ SIGKILLs them only after it has seen the marker.
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,7 @@ def test_snapshot_keeps_shared_storages_views_and_containers() -> None:
     assert copied["view"].tolist() == [[2.0, 3.0, 4.0], [5.0, 6.0, 7.0]]
     assert copied["view"].untyped_storage().data_ptr() == copied["base"].untyped_storage().data_ptr()
     assert copied["tied"][0] is copied["tied"][1] and copied["tied"][0].tolist() == [[1.0] * 3] * 2
+    assert isinstance(copied["tied"][0], torch.nn.Parameter) and copied["tied"][0].requires_grad
     assert copied["tuple"] == (1, "x", None) and copied["ints"].dtype == torch.int8
     assert copied["empty"].shape == (0,) and torch.equal(copied["sparse"].to_dense(), torch.eye(3))
     assert copied["nested"]["deep"]["t"].tolist() == [7.0, 7.0]
@@ -549,3 +553,29 @@ def test_lightning_kill_with_a_background_save_in_flight_then_resume_is_bitwise_
     assert a["global_step"] == b["global_step"] == 6 * H.N_BATCHES
     for key, value in a["state_dict"].items():
         assert torch.equal(value, b["state_dict"][key]), key
+
+
+def test_ddp_async_rank_0_writes_once_and_both_ranks_agree(tmp_path: Path) -> None:
+    """The DDP script of ``test_lightning_ddp.py`` with ``async_save=True``: 2 gloo processes."""
+    ws = H.write_workspace(tmp_path / "ws")
+    out = tmp_path / "result.json"
+    proc = subprocess.run(
+        [sys.executable, str(Path(H.__file__).resolve()), "ddp", str(ws), "base/case1", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+        env={**os.environ, "SUCROSE_TEST_ASYNC": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ssc = sucrose.SucroseScenario(ws, "base/case1")
+    expected = [str(ssc.ckpts_dir / f"base_case1_e{i}.ckpt") for i in (1, 2, 3)]
+    assert [c.path for c in ssc.ckpts()] == expected
+    rank0 = json.loads(out.with_suffix(".rank0.json").read_text())
+    rank1 = json.loads(out.with_suffix(".rank1.json").read_text())
+    assert rank0 == rank1  # the same last_ckpt() on both ranks, after fit waited for the last write
+    assert [r["last_after"] for r in rank0] == [expected[1], expected[2]]
+    assert out.with_suffix(".writes0").read_text().split() == expected
+    assert not out.with_suffix(".writes1").exists() and not ssc.layout.temp_files()
+    for path in expected:
+        assert _atomic.check_file(path, verify=True) is None
