@@ -863,6 +863,13 @@ def markdown(
         "",
     ]
     lines += [f"- {k}: {v}" for k, v in info.items()]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if load > 0.5:
+        lines += [
+            "",
+            f"Other processes were running on this machine during the run (load average {load:.2f} at the end, "
+            f"{os.cpu_count()} cores): absolute times are inflated; ratios of sides measured side by side much less.",
+        ]
     lines += ["", "## Results", "", "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in table(rows)]
     missed = [r for r in rows if r.met is False or r.status not in ("ok",)]

@@ -215,7 +215,11 @@ class AsyncSaver:
         if not background:
             self.store.save(obj, final)
             return
-        snap = self.snapshot.take(obj)
+        try:
+            snap = self.snapshot.take(obj)
+        except BaseException:
+            self.snapshot.release()
+            raise
         self._path, self._error = final, None
         self._thread = threading.Thread(
             target=self._write, args=(snap, final), name=f"sucrose-save {final.name}", daemon=False
@@ -262,12 +266,15 @@ class AsyncSaver:
     @staticmethod
     def failure(error: BaseException, path: Path | None) -> CheckpointError:
         """The :class:`CheckpointError` a failed background write of ``path`` is raised as."""
-        where = path.parent if path is not None else "the checkpoint folder"
-        text = str(error) if isinstance(error, CheckpointError) else f"{type(error).__name__}: {error}"
-        err = CheckpointError(
-            f"the background save of checkpoint {path} failed: {text}. That file was not written "
-            f"(the previous checkpoints in {where} are untouched); fix the cause and save again"
-        )
+        if isinstance(error, CheckpointError):  # names the file and says the others are untouched
+            text = f"the background save of checkpoint {path} failed: {error}"
+        else:
+            where = path.parent if path is not None else "the checkpoint folder"
+            text = (
+                f"the background save of checkpoint {path} failed: {type(error).__name__}: {error}; that "
+                f"file was not written (the previous checkpoints in {where} are untouched)"
+            )
+        err = CheckpointError(text + "; fix the cause and save again")
         err.__cause__ = error
         return err
 
