@@ -62,7 +62,6 @@ class SucroseCheckpointIO(TorchCheckpointIO):
         self.saver = AsyncSaver(store) if async_save else None
         self._defer = False
         self.deferred: BaseException | None = None
-        self._failed: CheckpointError | None = None
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
@@ -105,9 +104,6 @@ class SucroseCheckpointIO(TorchCheckpointIO):
         if self.saver is None:
             return
         try:
-            failed, self._failed = self._failed, None
-            if failed is not None:
-                raise failed
             self.saver.wait()
         except CheckpointError as err:
             if not quietly:
@@ -121,19 +117,21 @@ class SucroseCheckpointIO(TorchCheckpointIO):
         else:
             self.saver.after_write(fn)
 
-    def teardown(self) -> None:
-        """Wait for the last background write and free the snapshot buffers.
+    def remove_checkpoint(self, path: Any) -> None:
+        """Delete ``path`` once the write in flight is complete (a kill never leaves fewer files)."""
+        self.after_write(lambda: TorchCheckpointIO.remove_checkpoint(self, path))
 
-        Lightning calls this before the callbacks' ``teardown``, also after an exception, so a
-        failed write is kept for the callback to raise (:meth:`wait`), never raised here.
+    def teardown(self) -> None:
+        """Wait for the last background write (the end of ``fit``) and free the snapshot buffers.
+
+        The callback has already waited at the end of training (every rank) and after an
+        exception (warning about a failure there), so what this finds is a write started later.
+
+        Raises:
+            CheckpointError: that write failed (the message names the file).
         """
-        if self.saver is None:
-            return
-        try:
-            self.saver.wait()
-        except CheckpointError as err:
-            self._failed = err
-        self.saver.snapshot.clear()
+        if self.saver is not None:
+            self.saver.close()
 
     def load_checkpoint(
         self,

@@ -95,8 +95,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         keep_last: keep only this callback's newest ``keep_last`` files (not with ``monitor``).
         strict_config: raise instead of warning when the resumed checkpoint's config differs.
         warn_unused: warn at the end of ``fit`` about config keys never read.
-        async_save: write in a background thread; training waits only for a snapshot of the
-            tensors ("Asynchronous saves" in the crash-safety docs).
+        async_save: write in a background thread; training waits only for a snapshot of the tensors.
         **options: passed to ``ModelCheckpoint`` (``dirpath``, ``filename`` and
             ``enable_version_counter`` are fixed by the scenario).
 
@@ -270,12 +269,9 @@ class SucroseCheckpoint(ModelCheckpoint):
         self.ssc.store.new_timeline()
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        """Wait for a background write still in flight (raising its failure), release the lock."""
+        """Release the scenario's lock taken in :meth:`setup`."""
         if stage == "fit":
-            try:
-                io_of(trainer).wait()
-            finally:
-                self._release()
+            self._release()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Lightning's ``save_last``, then every rank waits for the last background write."""
@@ -392,7 +388,6 @@ class SucroseCheckpoint(ModelCheckpoint):
         """Save through ``trainer.save_checkpoint``; report a failed write on every rank; prune."""
         io = trainer.strategy.checkpoint_io
         deferring = io.deferring_errors() if isinstance(io, SucroseCheckpointIO) else contextlib.nullcontext()
-        finish_writes(trainer)  # at most one background write in flight; every rank agrees it completed
         self._saving = True
         try:
             with deferring:
@@ -411,10 +406,6 @@ class SucroseCheckpoint(ModelCheckpoint):
             raise CheckpointError(f"rank 0 could not save checkpoint {filepath}: {message}")
         if trainer.is_global_zero:
             io_of(trainer).after_write(self._prune)  # keep_last counts completed files only
-
-    def _remove_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        """Lightning's removal, once the write in flight is complete (a kill never leaves fewer files)."""
-        io_of(trainer).after_write(lambda: ModelCheckpoint._remove_checkpoint(self, trainer, filepath))
 
     def _prune(self) -> None:
         """``keep_last``: the store's retention rule on this callback's own files."""

@@ -22,6 +22,7 @@ from typing import Any
 import lit_helpers as H
 import pytest
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 import sucrose_lightning as sucrose
 from sucrose_lightning import _async, _atomic
@@ -351,19 +352,19 @@ def test_lightning_async_top_k_removes_only_after_the_new_file_is_complete(ws: P
     ssc = sucrose.SucroseScenario(ws, "base")
     removed: list[str] = []
     removed_while_in_flight: list[str] = []
-    real = SucroseCheckpointIO.remove_checkpoint
+    real = TorchCheckpointIO.remove_checkpoint
 
-    def spy(self: SucroseCheckpointIO, path: Any) -> None:
+    def spy(self: SucroseCheckpointIO, path: Any) -> None:  # the deletion itself
         removed.append(str(path))
         if self.saver is not None and self.saver.in_flight is not None:
             removed_while_in_flight.append(str(path))
         real(self, path)
 
-    SucroseCheckpointIO.remove_checkpoint = spy  # type: ignore[method-assign]
+    TorchCheckpointIO.remove_checkpoint = spy  # type: ignore[method-assign]
     try:
         H.fit(ssc, 4, val=True, monitor="val_loss", save_top_k=1, async_save=True)
     finally:
-        SucroseCheckpointIO.remove_checkpoint = real  # type: ignore[method-assign]
+        TorchCheckpointIO.remove_checkpoint = real  # type: ignore[method-assign]
     assert removed and removed_while_in_flight == []
     assert not any(Path(p).exists() for p in removed)
     assert len([c for c in ssc.ckpts() if c.path.endswith(".best.ckpt")]) == 1
