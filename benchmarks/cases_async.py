@@ -145,7 +145,8 @@ def p8_stall(s: Any, notes: list[str]) -> list[Row]:
             notes.append(
                 f"- **P8 {_size(mb)} missed ({ratio:.3f}x)**: our async stall {med['ours_async'] * 1e3:.0f} ms median; the "
                 f"first save of a run allocates the snapshot buffers ({first * 1e3:.0f} ms: page faults of {_size(mb)} of new "
-                f"memory), later ones reuse them ({steady * 1e3:.0f} ms: a memory copy). Stalls: {[round(x * 1e3) for x in stalls['ours_async']]} ms."
+                f"memory), later ones reuse them ({steady * 1e3:.0f} ms median: a memory copy, plus the wait for the previous write "
+                f"when it had not ended). Stalls: {[round(x * 1e3) for x in stalls['ours_async']]} ms."
             )
         rows.append(
             Row(
