@@ -3,6 +3,12 @@
 Run in a fresh process per measurement::
 
     python benchmarks/child_save_memory.py --method ours|lightning|torch --mb 100 --dir DIR
+    python benchmarks/child_save_memory.py --method ours_async|lightning_async --mb 100 --dir DIR
+
+The ``_async`` methods (P8m) measure a background save from its start to the end of its write:
+ours (``AsyncSaver``: one snapshot in host buffers, streamed to disk) against Lightning's
+``AsyncCheckpointIO`` wrapping ``TorchCheckpointIO`` (a clone of every tensor, then the whole
+file serialized into memory).
 
 The state dict (``--mb`` megabytes of float32 tensors, built without temporaries) is allocated
 first. Then the kernel's peak-RSS counter (``VmHWM``) is reset through
@@ -61,7 +67,9 @@ class Sampler(threading.Thread):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--method", choices=["ours", "lightning", "torch"], required=True)
+    parser.add_argument(
+        "--method", choices=["ours", "lightning", "torch", "ours_async", "lightning_async"], required=True
+    )
     parser.add_argument("--mb", type=float, required=True)
     parser.add_argument("--dir", required=True)
     args = parser.parse_args()
@@ -88,6 +96,31 @@ def main() -> None:
 
         def save(obj: object) -> None:
             io.save_checkpoint(obj, path)
+
+    elif args.method == "ours_async":
+        from sucrose_lightning._async import AsyncSaver
+        from sucrose_lightning.config import WorkspaceSettings
+        from sucrose_lightning.layout import Layout
+        from sucrose_lightning.store import CheckpointStore
+
+        layout = Layout(Path(args.dir), "bench", WorkspaceSettings())
+        path = layout.ckpt_path(1)
+        saver = AsyncSaver(CheckpointStore(layout))
+
+        def save(obj: object) -> None:
+            saver.save(obj, path)
+            saver.wait()
+
+    elif args.method == "lightning_async":
+        from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+        from lightning.pytorch.plugins.io import AsyncCheckpointIO
+
+        path = Path(args.dir) / "lightning.ckpt"
+
+        def save(obj: object) -> None:
+            io = AsyncCheckpointIO(TorchCheckpointIO())
+            io.save_checkpoint(obj, path)
+            io.teardown()  # joins the background write
 
     else:
         path = Path(args.dir) / "torch.pt"

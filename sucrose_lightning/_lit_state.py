@@ -154,6 +154,26 @@ def save_as_latest(
     callback._drop_latest(trainer, previous)
 
 
+def state_key_options(callback: Any) -> dict[str, Any]:
+    """The options Lightning's ``ModelCheckpoint.state_key`` is made of (a stock callback's key)."""
+    return {
+        "monitor": callback.monitor,
+        "mode": callback.mode,
+        "every_n_train_steps": callback._every_n_train_steps,
+        "every_n_epochs": callback._every_n_epochs,
+        "train_time_interval": callback._train_time_interval,
+    }
+
+
+def keep_last(callback: Any) -> None:
+    """``keep_last``: the store's retention rule on this callback's own files (its label only)."""
+    if callback.keep_last is None:
+        return
+    store, label = callback.ssc.store, callback.label
+    plan = store.retention(callback.keep_last, callback.FILE_EXTENSION, lambda lab: lab == label)
+    store.delete(plan.delete)
+
+
 def siblings(callback: Any, trainer: pl.Trainer) -> list[Any]:
     """The trainer's sucrose checkpoint callbacks of ``callback``'s scenario, in callback order."""
     store = callback.ssc.store
@@ -193,7 +213,7 @@ def read_record_on_load(callback: Any, trainer: pl.Trainer, checkpoint: dict[str
     from lightning.pytorch.trainer.states import TrainerFn
 
     fitting = trainer.state.fn == TrainerFn.FITTING
-    adopt_stock_state(callback, checkpoint, "ModelCheckpoint" + repr(callback._state_key_options()))
+    adopt_stock_state(callback, checkpoint, "ModelCheckpoint" + repr(state_key_options(callback)))
     family = siblings(callback, trainer)
     if family and family[0] is not callback:
         return  # the scenario's record is handled once, by its first callback
@@ -206,9 +226,11 @@ __all__ += [
     "META_KEY",
     "check_labels",
     "epoch_finished",
+    "keep_last",
     "read_record_on_load",
     "record",
     "save_as_latest",
     "siblings",
+    "state_key_options",
     "write_record",
 ]

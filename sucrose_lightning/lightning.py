@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import lightning.pytorch as pl
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from . import _lit_state
-from ._ckpt_io import SucroseCheckpointIO
+from ._ckpt_io import SucroseCheckpointIO, finish_writes, install_io, io_of
 from ._ckpt_options import checkpoint_options, option_names
 from ._lock import ScenarioLock
 from ._protocol import ScenarioLike
@@ -108,6 +107,7 @@ class SucroseCheckpoint(ModelCheckpoint):
             and Lightning's 1 with it.
         **fixed: refused: ``dirpath``, ``filename`` and ``enable_version_counter`` are fixed by
             the scenario.
+        async_save: write in a background thread; training waits only for a snapshot of the tensors.
 
     Raises:
         SucroseError: a fixed option is given, a bad ``tag``, or ``keep_last`` combined with
@@ -147,6 +147,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         train_time_interval: timedelta | None = None,
         every_n_epochs: int | None = None,
         save_on_train_epoch_end: bool | None = None,
+        async_save: bool = False,
         **fixed: Any,
     ) -> None:
         # ModelCheckpoint's options are spelled out (jsonargparse, LightningCLI and --help read
@@ -159,6 +160,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         self.keep_last = keep_last
         self.strict_config = strict_config
         self.warn_unused = warn_unused
+        self.async_save = async_save
         self.FILE_EXTENSION = ssc.config_file.settings.lightning_ckpts_extension
         #: Path of the monitored callback's latest state while it is not among the top k.
         self.latest_model_path = ""
@@ -187,19 +189,10 @@ class SucroseCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:
         """Lightning's state key; a tagged callback adds its tag so several can coexist."""
-        key = self._state_key_options()
+        key = _lit_state.state_key_options(self)
         if self.tag is not None:
             key["tag"] = self.tag
         return self._generate_state_key(**key)
-
-    def _state_key_options(self) -> dict[str, Any]:
-        return {
-            "monitor": self.monitor,
-            "mode": self.mode,
-            "every_n_train_steps": self._every_n_train_steps,
-            "every_n_epochs": self._every_n_epochs,
-            "train_time_interval": self._train_time_interval,
-        }
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (``ddp_spawn``) without the trainer and the lock, which belong to one process."""
@@ -257,8 +250,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         self._trainer = trainer
         super().setup(trainer, pl_module, stage)
         _lit_state.check_labels(self, trainer)
-        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
-            trainer.strategy.checkpoint_io = SucroseCheckpointIO(self.ssc.store)
+        install_io(trainer, self.ssc.store, self.async_save)
         if stage != "fit":
             return
         problem: str | None = None
@@ -277,6 +269,11 @@ class SucroseCheckpoint(ModelCheckpoint):
         if stage == "fit":
             self._release()
 
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Lightning's ``save_last``, then every rank waits for the last background write."""
+        super().on_train_end(trainer, pl_module)
+        finish_writes(trainer)
+
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
@@ -289,6 +286,7 @@ class SucroseCheckpoint(ModelCheckpoint):
                 save = functools.partial(ModelCheckpoint.on_exception, self, trainer, pl_module, exception)
                 _lit_state.save_as_latest(self, trainer, self._monitor_candidates(trainer), save)
         finally:
+            io_of(trainer).wait(quietly=True)  # a failed write is warned about, the exception goes on
             self._release()
 
     def _release(self) -> None:
@@ -418,14 +416,7 @@ class SucroseCheckpoint(ModelCheckpoint):
         if message is not None:
             raise CheckpointError(f"rank 0 could not save checkpoint {filepath}: {message}")
         if trainer.is_global_zero:
-            self._prune()
-
-    def _prune(self) -> None:
-        """``keep_last``: the store's retention rule on this callback's own files."""
-        if self.keep_last is None:
-            return
-        store, label = self.ssc.store, self.label
-        store.delete(store.retention(self.keep_last, self.FILE_EXTENSION, lambda lab: lab == label).delete)
+            io_of(trainer).after_write(lambda: _lit_state.keep_last(self))  # completed files only
 
 
 def make_callbacks(ssc: ScenarioLike, **options: Any) -> list[Callback]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _rng
+from ._async import AsyncSaver, mmap_kwds
 from ._lock import ScenarioLock
 from ._record import META_KEY, build_record, drift, load_into, read_record, state_payload
 from .config import Config, load_config, plain
@@ -22,6 +23,7 @@ from .errors import CheckpointError, DamagedCheckpointError, SucroseConfigWarnin
 from .layout import CkptFile, Layout
 from .status import RunStatus, error_text, track_until_exit
 from .store import CheckpointStore
+from .values import count
 from .view import ConfigView
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -91,6 +93,7 @@ class SucroseScenario(ConfigView):
         self._layout = Layout(self._workspace, name, self._cfg.settings)
         self._store = CheckpointStore(self._layout)
         self._session: ScenarioLock | None = None  # the plain loop's writer session
+        self._writer = AsyncSaver(self._store)  # save_state_dict's writer (background or not)
         self._num_steps = 0
         self._epochs: int | None = None  # epochs finished; read from disk on first use
 
@@ -133,15 +136,11 @@ class SucroseScenario(ConfigView):
 
     @num_steps.setter
     def num_steps(self, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SucroseError(f"num_steps must be a non-negative int, not {value!r}")
-        self._num_steps = value
+        self._num_steps = count(value, 0, "num_steps")
 
     def step(self, n: int = 1) -> int:
         """Add ``n`` to :attr:`num_steps` (call it after ``optimizer.step()``); returns the new count."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise SucroseError(f"step(n) takes a non-negative int, not {n!r}")
-        self._num_steps += n
+        self._num_steps += count(n, 0, "step(n)")
         return self._num_steps
 
     @property
@@ -164,8 +163,7 @@ class SucroseScenario(ConfigView):
         Raises:
             LockError: another live process is training this scenario.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise SucroseError(f"epoch_range(n) takes a non-negative int, not {n!r}")
+        count(n, 0, "epoch_range(n)")
         self.acquire_lock()
         start = self.last_epoch
         if self._session is not None and self._session.run is not None:
@@ -185,15 +183,23 @@ class SucroseScenario(ConfigView):
             track_until_exit(self._session.run)
             self._store.new_timeline()
 
-    def close(self, error: BaseException | None = None) -> None:
-        """End the run (``finished``, or ``failed`` with ``error``) and release the lock (also at exit)."""
-        if self._session is not None:
-            try:
-                fields = {} if error is None else {"error": error_text(error)}
-                self._session.run.end("finished" if error is None else "failed", **fields)
-            finally:
-                self._session.release()
-                self._session = None
+    def close(self, error: BaseException | None = None, *, quietly: bool = False) -> None:
+        """Wait for a background save (raise its failure; ``quietly``: only log it), end the run
+        (``finished``, or ``failed`` with ``error``) and release the lock (also done at exit)."""
+        failure = error
+        try:
+            self._writer.close(quietly=quietly)
+        except BaseException as err:
+            failure = failure or err
+            raise
+        finally:
+            if self._session is not None:
+                try:
+                    fields = {} if failure is None else {"error": error_text(failure)}
+                    self._session.run.end("finished" if failure is None else "failed", **fields)
+                finally:
+                    self._session.release()
+                    self._session = None
 
     def status(self) -> list[RunStatus]:
         """This scenario's run history, oldest first: each run's status, host, pid, job, target."""
@@ -202,14 +208,14 @@ class SucroseScenario(ConfigView):
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the writer's session: a lock belongs to the process that took it."""
         state = self.__dict__.copy()
-        state["_session"] = None
+        state.update(_session=None, _writer=AsyncSaver(self._store))
         return state
 
     def __enter__(self) -> SucroseScenario:
         return self
 
     def __exit__(self, tp: object, error: BaseException | None, tb: object) -> None:
-        self.close(error)
+        self.close(error, quietly=error is not None)
 
     def meta(self, epochs: int, step: int | None = None) -> dict[str, Any]:
         """The record stored under :data:`META_KEY` in every checkpoint this scenario writes."""
@@ -244,7 +250,9 @@ class SucroseScenario(ConfigView):
         newest = self._store.resume_target(self._cfg.settings.lightning_ckpts_extension, verify=verify)
         return newest.path if newest else None
 
-    def save_state_dict(self, interval: int = 1, *, save_step: bool = True, **objs: Any) -> Path | None:
+    def save_state_dict(
+        self, interval: int = 1, *, save_step: bool = True, async_save: bool = False, **objs: Any
+    ) -> Path | None:
         """Count one epoch; every ``interval`` calls, save ``objs`` to an epoch-stamped file.
 
         Objects with ``state_dict()`` are saved by their state dict, others as they are,
@@ -254,6 +262,8 @@ class SucroseScenario(ConfigView):
         Args:
             interval: save once every this many calls (positive int).
             save_step: also record :attr:`num_steps` under the ``step_key`` setting.
+            async_save: snapshot ``objs`` and write the file in a background thread; a failure
+                is raised by the next save or :meth:`close` ("Asynchronous saves" in the docs).
             **objs: what to save, e.g. ``model=model, optim=optim``.
 
         Returns:
@@ -273,8 +283,7 @@ class SucroseScenario(ConfigView):
             'base_case1_e2.pt'
             >>> ssc.close()
         """
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise SucroseError(f"save_state_dict interval must be a positive int, not {interval!r}")
+        count(interval, 1, "save_state_dict(interval)")
         step_key = self._cfg.settings.step_key
         for reserved in (step_key, META_KEY):
             if reserved in objs:
@@ -292,8 +301,7 @@ class SucroseScenario(ConfigView):
             payload[step_key] = self._num_steps
         payload[META_KEY] = self.meta(total)
         path = self._layout.ckpt_path(total)
-        self._store.make_room(path, f"saving epoch {total} of a resumed run")
-        self._store.save(payload, path)
+        self._writer.save(payload, path, f"saving epoch {total} of a resumed run", background=async_save)
         self._epochs = total
         log.info("saved %s", path)
         return path
@@ -361,7 +369,8 @@ class SucroseScenario(ConfigView):
                     ) from err
 
         try:
-            found = self._store.load_newest(files, verify=verify, loader_kwds=loader_kwds, accept=accept)
+            kwds = mmap_kwds(self.ckpts_dir, loader_kwds)  # mapped, not read, where the folder is local
+            found = self._store.load_newest(files, verify=verify, loader_kwds=kwds, accept=accept)
         except DamagedCheckpointError as err:
             if epoch is None:
                 raise

@@ -8,7 +8,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["plain", "same_value", "under_prefix"]
+__all__ = ["count", "plain", "same_value", "under_prefix"]
+
+
+def count(value: object, minimum: int, what: str) -> int:
+    """``value`` when it is an int (not a bool) of at least ``minimum`` (0 or 1), else a ``SucroseError``.
+
+    Examples:
+        >>> count(3, 1, "interval")
+        3
+        >>> count(True, 0, "step(n)")
+        Traceback (most recent call last):
+        ...
+        sucrose_lightning.errors.SucroseError: step(n) takes a non-negative int, not True
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        from .errors import SucroseError
+
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise SucroseError(f"{what} takes a {kind} int, not {value!r}")
+    return value
 
 
 def plain(value: Any) -> Any:

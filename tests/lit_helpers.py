@@ -256,7 +256,7 @@ def _ddp_main(ws: str, name: str, out: str) -> None:
             devices=2,
             strategy="ddp",
             max_epochs=epochs,
-            callbacks=ssc.callbacks(),
+            callbacks=ssc.callbacks(async_save=os.environ.get("SUCROSE_TEST_ASYNC") == "1"),
             logger=ssc.logger(),
             enable_progress_bar=False,
             enable_model_summary=False,
