@@ -129,6 +129,8 @@ import sucrose_lightning as sucrose
 from sucrose_lightning import SucroseCheckpoint
 from sucrose_lightning.errors import SucroseError
 
+LIGHTNING_2_6 = tuple(int(p) for p in pl.__version__.split(".")[:2]) >= (2, 6)
+
 pytestmark = [
     pytest.mark.filterwarnings("ignore::lightning.fabric.utilities.warnings.PossibleUserWarning"),
     pytest.mark.filterwarnings("ignore:.*dataloader is not resumable.*"),
@@ -622,7 +624,10 @@ def test_max_steps_mid_epoch(ssc):
 
 def test_manual_optimization(ssc):
     callback = SucroseCheckpoint(ssc, monitor="manual_loss", every_n_train_steps=1, save_top_k=1)
-    with pytest.warns(UserWarning, match="manual optimization and every_n_train_steps"):
+    if LIGHTNING_2_6:  # Lightning's own warning, new in 2.6
+        with pytest.warns(UserWarning, match="manual optimization and every_n_train_steps"):
+            t = fit([callback], Manual, 1, val=False)
+    else:
         t = fit([callback], Manual, 1, val=False)
     assert [s.step for s in t.saves if "-latest" not in s.name] == [1, 3]  # 1, 1, 0, 1: steps 1 and 3 enter
     assert callback.best_model_path.endswith("base_e0_s3.best.ckpt")
@@ -654,7 +659,10 @@ def test_save_last_follows_every_saved_file(ssc, tmp_path):
     options = {"monitor": "score", "save_top_k": 1, "save_last": True}
     stock = fit([ModelCheckpoint(dirpath=tmp_path / "stock", **options)], Scripted, 5)
     ours = fit([SucroseCheckpoint(ssc, **options)], Scripted, 5)  # scores 3, 1, 2, 0.5, 4
-    assert [s.step for s in stock.saves if s.name == "last.ckpt"] == [4, 8, 16]
+    # Lightning 2.6 writes a stock last.ckpt only after a saved file; 2.5 wrote one at every trigger
+    assert [s.step for s in stock.saves if s.name == "last.ckpt"] == (
+        [4, 8, 16] if LIGHTNING_2_6 else [4, 8, 12, 16, 20]
+    )
     assert [s.step for s in ours.saves if s.name == "last.ckpt"] == [4, 8, 12, 16, 20]
     assert [s.step for s in ours.saves if s.name != "last.ckpt"] == [4, 8, 12, 16, 20]
     assert load(ssc.ckpts_dir / "last.ckpt")["global_step"] == 20
