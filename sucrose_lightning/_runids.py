@@ -9,13 +9,11 @@ Imports nothing heavy.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from ._atomic import atomic_write_bytes
 from .errors import SucroseError
 
 __all__ = ["RUNS_FILE", "read_run", "write_run"]
@@ -65,22 +63,5 @@ def write_run(folder: Path, tracker: str, entry: dict[str, Any] | None) -> None:
         data.pop(tracker, None)
     else:
         data[tracker] = entry
-    fd, tmp = tempfile.mkstemp(prefix=".sucrose-runs.", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, folder / RUNS_FILE)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(folder / RUNS_FILE, text.encode("utf-8"), "run-id file")

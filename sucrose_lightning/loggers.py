@@ -20,9 +20,7 @@ What the TensorBoard logger adds to Lightning's ``TensorBoardLogger``:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
+import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +31,7 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
+from ._atomic import atomic_write_bytes
 from ._protocol import ScenarioLike
 from ._tracking import (
     Deferred,
@@ -40,7 +39,6 @@ from ._tracking import (
     after_older_event_files,
     fixed_options,
     missing,
-    umask,
     write_hparams_yaml,
 )
 from .errors import SucroseError
@@ -201,21 +199,12 @@ def write_hparams_events(folder: Path, params: dict[str, Any], metrics: dict[str
         Event(wall_time=now, step=-1, session_log=SessionLog(status=SessionLog.START)),
     ]
     events += [Event(wall_time=now, step=-1, summary=s) for s in (exp, ssi, sei)]
+    buffer = io.BytesIO()  # a few hundred bytes
+    writer = RecordWriter(buffer)
+    for event in events:
+        writer.write(event.SerializeToString())
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".sucrose-hparams.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            writer = RecordWriter(f)
-            for event in events:
-                writer.write(event.SerializeToString())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, folder / HPARAMS_EVENTS)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    atomic_write_bytes(folder / HPARAMS_EVENTS, buffer.getvalue(), "hyperparameters events file")
 
 
 def _one(ssc: ScenarioLike, kind: str, options: dict[str, Any]) -> Logger:
