@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from ._protocol import ScenarioLike
 from ._tracking import Deferred, TrainerTap, fixed_options
-from .trackers import merged_params, scenario_group, store_run, stored_run
+from .trackers import pend_params, scenario_group, store_run, stored_run
 
 __all__ = ["SucroseWandbLogger"]
 
@@ -97,16 +97,12 @@ class SucroseWandbLogger(TrainerTap, WandbLogger):
     @pl.utilities.rank_zero_only
     def log_hyperparams(self, params: Any) -> None:
         """Record ``params`` (with the merged config); sent when the run opens."""
-        first = self.log_config and not self._config_logged
-        self._pending.update(merged_params(self.ssc, params, first))
-        self._config_logged = self._config_logged or first
+        pend_params(self, params)
         if self._experiment is not None:
             self._flush_config()
 
     def _flush_config(self) -> None:
-        if self.log_config and not self._config_logged:
-            self._pending.update(merged_params(self.ssc, {}, True))
-            self._config_logged = True
+        pend_params(self, {})  # the merged config, if nothing was logged yet
         if self._pending:
             params, self._pending = self._pending, {}
             WandbLogger.log_hyperparams(self, params)

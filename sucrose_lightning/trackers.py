@@ -37,7 +37,7 @@ from ._protocol import ScenarioLike
 from ._tracking import Deferred, TrainerTap, fixed_options, umask, write_hparams_yaml
 from .names import parent_of
 
-__all__ = ["SucroseCSVLogger", "merged_params", "scenario_group", "store_run", "stored_run"]
+__all__ = ["SucroseCSVLogger", "merged_params", "pend_params", "scenario_group", "store_run", "stored_run"]
 
 log = logging.getLogger("sucrose_lightning")
 
@@ -46,6 +46,14 @@ def merged_params(ssc: ScenarioLike, params: Any, first: bool) -> dict[str, Any]
     """``params`` as a dict, with the merged config under it the first time."""
     out = dict(_convert_params(params) or {})
     return {**ssc.hparams(), **out} if first else out
+
+
+def pend_params(logger: Any, params: Any) -> None:
+    """Add ``params`` (and the merged config, the first time) to what a run-id tracker sends when its
+    run opens: ``logger._pending``, with ``logger.log_config`` and ``logger._config_logged``."""
+    first = logger.log_config and not logger._config_logged
+    logger._pending.update(merged_params(logger.ssc, params, first))
+    logger._config_logged = logger._config_logged or first
 
 
 def scenario_group(ssc: ScenarioLike) -> str | None:
