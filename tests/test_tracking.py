@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import stat
 import sys
 import time
@@ -258,7 +259,10 @@ def test_wandb_offline_same_run_id_across_kill_and_resume(tmp_path):
 
     run_id = _runids.read_run(ws / "ckpts" / "base", "wandb")["id"]
     folders = sorted(p.name for p in (wandb_dir / "wandb").glob("offline-run-*"))
-    assert len(folders) == 2 and all(name.endswith("-" + run_id) for name in folders), folders
+    # W&B names a run's folder offline-run-<time>-<id>, adding -1 when a run of that id already has a
+    # folder of the same second (the resumed process can start within the second of the killed one)
+    named = re.compile(rf"offline-run-\d{{8}}_\d{{6}}-{re.escape(run_id)}(-\d+)?")
+    assert len(folders) == 2 and all(named.fullmatch(name) for name in folders), folders
     run, config = _wandb_run(next((wandb_dir / "wandb" / folders[-1]).glob("*.wandb")))
     assert (run.run_id, run.display_name, run.run_group) == (run_id, "base", "base")
     assert config["optim.lr"] == 0.05 and config["hidden"] == 8  # the resumed run's config
