@@ -1041,9 +1041,9 @@ def markdown(
         "the `trainer.fit(..., ckpt_path=...)` call to the first training step, ours (`ssc.callbacks()`, whose "
         "IO memory-maps the file) against a stock Trainer; and the plain loop's `ssc.load_state_dict(model=...)` "
         'against `model.load_state_dict(torch.load(path)["model"])`.',
-        "- **P10** `sucrose ls --format json` in a fresh process on a workspace of 1,000 scenarios with 100 "
-        "checkpoints each (hard links of one real checkpoint), the same with 10 each for the cost per file, and "
-        "a count of the checkpoint files it opens.",
+        "- **P10** `sucrose ls` (the table) in a fresh process on a workspace of 1,000 scenarios with 100 "
+        "checkpoints each (hard links of one real checkpoint), the same with 10 each for the cost per file, "
+        "`sucrose ls --size` (a stat per file) interleaved with it, and a count of the checkpoint files it opens.",
         "",
     ]
     return "\n".join(lines)

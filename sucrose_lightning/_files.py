@@ -51,8 +51,10 @@ class ScenarioFiles:
     Attributes:
         name: the scenario name (folder path under ``ckpts/`` and ``logs/``).
         ckpts: its stamped checkpoints of every extension, oldest first.
-        sizes: path -> size in bytes.
-        mtimes: path -> modification time.
+        total_size: bytes of all its checkpoints; ``None`` unless asked for
+            (``inventory(sizes=True)``: a ``stat`` of every file).
+        newest_time: modification time of its most advanced checkpoint (``None`` without
+            checkpoints).
         logs: whether its logs folder holds TensorBoard event files.
         unreadable_newer: how many checkpoints newer than :attr:`newest` fail the cheap
             :func:`~sucrose_lightning._atomic.check_file` (a resumed run would skip them).
@@ -60,8 +62,8 @@ class ScenarioFiles:
 
     name: str
     ckpts: list[CkptFile] = field(default_factory=list)
-    sizes: dict[str, int] = field(default_factory=dict)
-    mtimes: dict[str, float] = field(default_factory=dict)
+    total_size: int | None = None
+    newest_time: float | None = None
     logs: bool = False
     unreadable_newer: int = 0
 
@@ -70,16 +72,6 @@ class ScenarioFiles:
         """The most advanced readable checkpoint (most epochs, then most steps): the epochs done."""
         index = len(self.ckpts) - 1 - self.unreadable_newer
         return self.ckpts[index] if index >= 0 else None
-
-    @property
-    def total_size(self) -> int:
-        """Bytes of all its checkpoints."""
-        return sum(self.sizes.values())
-
-    @property
-    def newest_time(self) -> float | None:
-        """Modification time of its most recently written checkpoint."""
-        return max(self.mtimes.values()) if self.mtimes else None
 
 
 def mtime_ns(path: str) -> int:

@@ -14,7 +14,19 @@ from .config import Config, WorkspaceSettings
 from .layout import VERSION_DIR, Layout
 from .store import CheckpointStore, ScenarioFiles
 
-__all__ = ["all_folders", "find_orphans", "scenario_files", "scenario_tree", "store_of"]
+__all__ = [
+    "Listing",
+    "all_folders",
+    "find_orphans",
+    "list_tree",
+    "scenario_files",
+    "scenario_tree",
+    "store_of",
+]
+
+#: A walked folder tree: relative ``/``-path (``"."`` for the root) -> (names of its regular
+#: files, whether it holds any entry that is not a folder and not hidden).
+Listing = dict[str, tuple[list[str], bool]]
 
 # Folders a SummaryWriter makes inside a scenario's logs folder: add_hparams() names them by
 # str(time.time()) (``1795702638.7153077``, always with a dot), Lightning's default logger
@@ -27,8 +39,17 @@ def store_of(workspace: Path, name: str, settings: WorkspaceSettings) -> Checkpo
     return CheckpointStore(Layout(workspace, name, settings))
 
 
-def scenario_files(workspace: Path, name: str, settings: WorkspaceSettings) -> ScenarioFiles:
+def scenario_files(
+    workspace: Path,
+    name: str,
+    settings: WorkspaceSettings,
+    sizes: bool = False,
+    listing: Listing | None = None,
+) -> ScenarioFiles:
     """What scenario ``name`` has on disk (checkpoints of both loops, logs); imports nothing heavy.
+
+    ``sizes=True`` also adds up the checkpoints' sizes (a ``stat`` per file). ``listing``: the
+    checkpoint tree from :func:`list_tree`, so that its folder is not listed again.
 
     Examples:
         >>> import tempfile
@@ -36,14 +57,57 @@ def scenario_files(workspace: Path, name: str, settings: WorkspaceSettings) -> S
         >>> info.ckpts, info.logs
         ([], False)
     """
-    return store_of(workspace, name, settings).inventory()
+    # a folder the walk did not enter (missing, or a link to another disk) is listed by its store
+    names = listing[name][0] if listing is not None and name in listing else None
+    return store_of(workspace, name, settings).inventory(sizes, names)
 
 
-def find_orphans(workspace: Path, cfg: Config) -> list[str]:
+def list_tree(root: Path) -> Listing:
+    """One ``scandir`` of every folder under ``root``, skipping sucrose's dot-folders.
+
+    ``sucrose ls`` walks the checkpoint tree once and hands each scenario its folder's names
+    (:func:`scenario_files`) and the whole tree to :func:`find_orphans`. Links to folders are
+    listed as entries, not followed (as :func:`os.walk` does).
+
+    Examples:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "base" / ".abandoned").mkdir(parents=True)
+        >>> _ = (root / "base" / "base_e1.pt").write_bytes(b"")
+        >>> list_tree(root)
+        {'.': ([], False), 'base': (['base_e1.pt'], True)}
+    """
+    out: Listing = {}
+    todo = [(str(root), ".")]
+    while todo:
+        path, rel = todo.pop()
+        files: list[str] = []
+        visible = False
+        try:
+            with os.scandir(path) as entries:
+                for e in entries:
+                    name = e.name
+                    if e.is_dir():
+                        if not name.startswith(".") and not e.is_symlink():
+                            todo.append((e.path, name if rel == "." else f"{rel}/{name}"))
+                        continue
+                    if e.is_file():
+                        files.append(name)
+                    visible = visible or not name.startswith(".")
+        except OSError:
+            if rel == ".":
+                return {}
+            continue
+        out[rel] = (files, visible)
+    return dict(sorted(out.items()))
+
+
+def find_orphans(workspace: Path, cfg: Config, listing: Listing | None = None) -> list[str]:
     """Folders under ``ckpts/`` or ``logs/`` that hold files but match no domain of the config.
 
     Folders starting with ``.`` (sucrose's own, like ``.abandoned``) are skipped, and so
-    are Lightning's ``version_<n>`` folders inside a scenario's logs folder.
+    are Lightning's ``version_<n>`` folders inside a scenario's logs folder. ``listing``: the
+    checkpoint tree from :func:`list_tree`, walked already.
 
     Examples:
         >>> import tempfile
@@ -56,10 +120,8 @@ def find_orphans(workspace: Path, cfg: Config) -> list[str]:
     names = set(cfg.scenarios)
     found: set[str] = set()
     for folder in {cfg.settings.ckpts_folder, cfg.settings.logs_folder}:
-        root = workspace / folder
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel = Path(dirpath).relative_to(root).as_posix()
+        tree = listing if listing is not None and folder == cfg.settings.ckpts_folder else None
+        for rel, (_, visible) in (list_tree(workspace / folder) if tree is None else tree).items():
             if rel == "." or rel in names:
                 continue
             parent, _, last = rel.rpartition("/")
@@ -69,7 +131,7 @@ def find_orphans(workspace: Path, cfg: Config) -> list[str]:
                 and (VERSION_DIR.fullmatch(last) or _WRITER_SUBDIR.fullmatch(last))
             ):
                 continue  # a writer's sub-folder of a known scenario's logs (version_0, add_hparams)
-            if any(not f.startswith(".") for f in filenames):
+            if visible:
                 found.add(rel)
     return sorted(found)
 

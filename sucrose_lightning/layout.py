@@ -18,10 +18,12 @@ imports neither torch nor lightning.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -68,6 +70,22 @@ _LABEL_RE = re.compile(LABEL)
 WEIGHTS_LABEL = "weights"
 
 Select = Callable[[str | None], bool]
+
+
+@functools.lru_cache(maxsize=64)
+def _tail(ext: str, joined: bool) -> re.Pattern[str]:
+    """What follows ``<stem>_<prefix>`` in a stamped name with extension ``ext``.
+
+    One pattern per extension for every scenario of every workspace: a name is first checked
+    for the scenario's literal head (``str.startswith``), then its tail is parsed, so listing
+    1,000 scenarios compiles no regular expression per scenario. ``joined=True``: the pattern
+    finds whole tails in a text of NUL-separated tails (a file name cannot hold NUL), with
+    groups ``(tail, epochs, step, label)``.
+    """
+    body = rf"(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?(?:\.({LABEL}))?{re.escape(ext)}"
+    if joined:
+        return re.compile(rf"(?:\A|(?<=\x00))({body})(?=\x00|\Z)")
+    return re.compile(body)
 
 
 def check_label(label: object) -> str | None:
@@ -141,17 +159,8 @@ class Layout:
         self.ckpts_dir = workspace / settings.ckpts_folder / name
         self.logs_dir = workspace / settings.logs_folder / name
         self._ckpts_str = str(self.ckpts_dir)
-        self._patterns: dict[tuple[str, bool], re.Pattern[str]] = {}
-
-    def _pattern(self, ext: str, lines: bool = False) -> re.Pattern[str]:
-        """The stamped-name pattern for ``ext``; ``lines=True``: one name per line of a text."""
-        pat = self._patterns.get((ext, lines))
-        if pat is None:
-            head = re.escape(f"{self.stem}_{self.settings.epoch_prefix}")
-            body = rf"{head}(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?(?:\.({LABEL}))?{re.escape(ext)}"
-            pat = re.compile(rf"^{body}$", re.MULTILINE) if lines else re.compile(body)
-            self._patterns[(ext, lines)] = pat
-        return pat
+        #: every stamped name starts with it: ``base_case1_e``
+        self._head = f"{self.stem}_{settings.epoch_prefix}"
 
     def ckpt_name(
         self, epochs: int, step: int | None = None, ext: str | None = None, label: str | None = None
@@ -185,7 +194,9 @@ class Layout:
             (3, 9, 'best')
         """
         ext = self.settings.ckpts_extension if ext is None else ext
-        match = self._pattern(ext).fullmatch(filename)
+        if not filename.startswith(self._head):
+            return None
+        match = _tail(ext, False).fullmatch(filename, len(self._head))
         if match is None:
             return None
         epochs, step, label = match.groups()
@@ -202,6 +213,28 @@ class Layout:
         ext = self.settings.ckpts_extension if ext is None else ext
         return [self._file(*stamp, ext) for stamp in self._stamps(ext, select)]
 
+    def scan_all(
+        self, exts: Sequence[str], select: Select | None = None, names: Iterable[str] | None = None
+    ) -> list[CkptFile]:
+        """The stamped checkpoints of every extension in ``exts``, oldest first, from one listing.
+
+        At one stamp files sort by name. ``select`` as in :meth:`scan`. ``names``: the names of
+        the folder's regular files when the caller has listed it already (a workspace walk).
+        """
+        return [c for *_, c in self._listed(exts, select, self._names() if names is None else names)]
+
+    def scan_stats(
+        self, exts: Sequence[str], select: Select | None = None, names: Iterable[str] | None = None
+    ) -> list[tuple[CkptFile, os.stat_result]]:
+        """:meth:`scan_all` with each file's ``stat``; a file removed in between is left out."""
+        out: list[tuple[CkptFile, os.stat_result]] = []
+        for ckpt in self.scan_all(exts, select, names):
+            try:
+                out.append((ckpt, os.stat(ckpt.path)))
+            except OSError:
+                continue
+        return out
+
     def newest_first(self, ext: str | None = None, select: Select | None = None) -> Iterator[CkptFile]:
         """The stamped checkpoints newest first, built one at a time (resume looks at one or two)."""
         ext = self.settings.ckpts_extension if ext is None else ext
@@ -217,38 +250,74 @@ class Layout:
     def _file(self, epochs: int, step: int, main: bool, label: str, ext: str) -> CkptFile:
         real_step = None if step < 0 else step
         name = self.ckpt_name(epochs, real_step, ext, label or None)
-        return CkptFile(epochs, real_step, os.path.join(self._ckpts_str, name))
+        return CkptFile(epochs, real_step, self._ckpts_str + os.sep + name)
+
+    def _names(self) -> list[str]:
+        """Names of the folder's regular files that start with the scenario's head."""
+        head = self._head
+        with self._listing() as entries:
+            return [e.name for e in entries if e.name.startswith(head) and e.is_file()]
+
+    @contextlib.contextmanager
+    def _listing(self) -> Iterator[Iterator[os.DirEntry[str]]]:
+        """The folder's entries (``DirEntry.is_file`` needs no extra ``stat``); none if it is missing."""
+        try:
+            it = os.scandir(self.ckpts_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            it = None
+        except OSError as err:
+            raise CheckpointError(
+                f"cannot list the checkpoint folder {self.ckpts_dir} of scenario {self.name!r}: "
+                f"{err.strerror or err}; check its permissions"
+            ) from None
+        if it is None:
+            yield iter(())
+            return
+        with it:
+            yield it
+
+    def _found(self, ext: str, names: Iterable[str]) -> list[tuple[str, str, str, str]]:
+        """``(tail, epochs, step, label)`` strings of the stamped ``names`` with extension ``ext``.
+
+        One regex pass over the NUL-joined tails of the names ending with ``ext``.
+        """
+        cut = len(self._head)
+        return _tail(ext, True).findall("\x00".join(n[cut:] for n in names if n.endswith(ext)))
 
     def _stamps(
         self, ext: str, select: Select | None = None, sort: bool = True
     ) -> list[tuple[int, int, bool, str]]:
         """``(epochs, step or -1, unlabelled?, label or "")`` of each stamped name, oldest first.
 
-        Regular files only (``DirEntry.is_file`` needs no extra ``stat``), then one regex pass
-        over their joined names and C-level sorting of tuples: a folder of 10,000 checkpoints
-        takes two to three times as long as listing it. Names holding a newline are left out
-        so that each line of the joined text is exactly one name. At one stamp an unlabelled
-        file sorts after labelled ones.
+        One listing, one regex pass (:meth:`_found`) and C-level sorting of tuples: a folder of
+        10,000 checkpoints takes two to three times as long as listing it. At one stamp an
+        unlabelled file sorts after labelled ones.
         """
-        try:
-            with os.scandir(self.ckpts_dir) as entries:
-                names = [e.name for e in entries if e.is_file() and "\n" not in e.name]
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        except OSError as err:
-            raise CheckpointError(
-                f"cannot list the checkpoint folder {self.ckpts_dir} of scenario {self.name!r}: "
-                f"{err.strerror or err}; check its permissions"
-            ) from None
-        found = self._pattern(ext, lines=True).findall("\n".join(names))
+        found = self._found(ext, self._names())
         # (epochs, step, unlabelled?, label): at one stamp the unlabelled file sorts last, so the
         # newest-first scan (and so the resume rule) picks it over a labelled twin of the same state
-        stamps = [(int(e), int(s) if s else -1, not lab, lab) for e, s, lab in found]
+        stamps = [(int(e), int(s) if s else -1, not lab, lab) for _, e, s, lab in found]
         if select is not None:
             stamps = [s for s in stamps if select(s[3] or None)]
         if sort:
             stamps.sort()
         return stamps
+
+    def _listed(
+        self, exts: Sequence[str], select: Select | None, names: Iterable[str]
+    ) -> list[tuple[int, int, str, CkptFile]]:
+        """``(epochs, step or -1, tail, file)`` of ``names`` for every extension, sorted."""
+        prefix = self._ckpts_str + os.sep + self._head
+        out: list[tuple[int, int, str, CkptFile]] = []
+        for ext in exts:
+            for tail, e, s, lab in self._found(ext, names):
+                if select is None or select(lab or None):
+                    epochs, step = int(e), int(s) if s else None
+                    out.append(
+                        (epochs, -1 if step is None else step, tail, CkptFile(epochs, step, prefix + tail))
+                    )
+        out.sort()  # (order, name): names are unique, so the files themselves are never compared
+        return out
 
     def temp_path(self, final: Path) -> Path:
         """:func:`temp_path` of ``final``."""

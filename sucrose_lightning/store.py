@@ -86,9 +86,7 @@ class CheckpointStore:
         """
         if ext is not None:
             return self.layout.scan(ext, select)
-        found = [c for e in self.extensions for c in self.layout.scan(e, select)]
-        found.sort(key=lambda c: (c.order, c.path))
-        return found
+        return self.layout.scan_all(self.extensions, select)
 
     def newest_first(self, ext: str, select: Select | None = None) -> Iterator[CkptFile]:
         """The stamped checkpoints with extension ``ext``, newest first, built lazily."""
@@ -347,19 +345,25 @@ class CheckpointStore:
 
     # ------------------------------------------------------------------ inventory
 
-    def inventory(self) -> ScenarioFiles:
-        """What the scenario has on disk; reads one zip directory per scenario, imports nothing heavy."""
+    def inventory(self, sizes: bool = False, names: Iterable[str] | None = None) -> ScenarioFiles:
+        """What the scenario has on disk; reads one zip directory per scenario, imports nothing heavy.
+
+        One listing of the folder, one ``stat`` (of the most advanced file, for its time) and
+        one cheap check of the newest file; ``sizes=True`` adds a ``stat`` of every file for
+        :attr:`ScenarioFiles.total_size`, the only per-file cost beyond the listing. ``names``:
+        the folder's regular files when the caller listed it already (see :meth:`Layout.scan_all`).
+        """
         from .tbreader import has_events
 
         info = ScenarioFiles(self.layout.name)
-        for ckpt in self.files():
-            try:
-                st = os.stat(ckpt.path)
-            except OSError:
-                continue
-            info.ckpts.append(ckpt)
-            info.sizes[ckpt.path] = st.st_size
-            info.mtimes[ckpt.path] = st.st_mtime
+        if sizes:
+            listed = self.layout.scan_stats(self.extensions, names=names)
+            info.ckpts = [c for c, _ in listed]
+            info.total_size = sum(st.st_size for _, st in listed)
+        else:
+            info.ckpts = self.layout.scan_all(self.extensions, names=names)
+        if info.ckpts:
+            info.newest_time = _mtime(info.ckpts[-1].path)
         for ckpt in reversed(info.ckpts):  # usually one cheap zip-directory read per scenario
             if _atomic.check_file(ckpt.path) is None:
                 break
@@ -395,3 +399,10 @@ class CheckpointStore:
                     )
                 )
         return problems, notes, checked
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None

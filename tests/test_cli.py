@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 import sucrose_lightning as sucrose
+from sucrose_lightning.cli.render import human_size, iso_time
 from sucrose_lightning.config import load_config
 
 CONFIG = """\
@@ -106,7 +107,7 @@ def test_ls_table(ws: Path) -> None:
     proc = run("ls", cwd=ws)  # workspace defaults to the current folder
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS", "STATUS"]
+    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "NEWEST", "LOGS", "STATUS"]
     rows = {line.strip().split()[0]: line for line in lines[1:5]}
     assert [line.split()[0] for line in lines[1:5]] == ["base", "base/wide", "base/wide/lr3", "base/small"]
     assert rows["base"].startswith("base ")
@@ -121,6 +122,35 @@ def test_ls_table(ws: Path) -> None:
     assert lines[-1].split()[:3] == ["base/old", "7", "1"]
 
 
+def test_ls_size_column(ws: Path) -> None:
+    lines = run("-w", str(ws), "ls", "--size").stdout.splitlines()
+    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS", "STATUS"]
+    rows = {line.strip().split()[0]: line.split() for line in lines[1:5]}
+    total = sum(p.stat().st_size for p in (ws / "ckpts/base/wide").glob("base_wide_e*"))
+    assert rows["base/wide"][4:6] == human_size(total).split()  # both extensions, after EPOCHS 3/3 s17
+    assert rows["base/small"][1:4] == ["-", "0", "-"]
+    orphan = [line for line in lines if line.startswith("base/old")]
+    assert orphan and orphan[0].split()[1:3] == ["7", "1"]
+
+
+def test_ls_lists_a_linked_folder_and_the_orphans_of_a_walk(ws_copy: Path, tmp_path: Path) -> None:
+    from sucrose_lightning.inventory import find_orphans, list_tree
+
+    elsewhere = tmp_path / "scratch" / "small"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "base_small_e2.pt").write_bytes((ws_copy / "ckpts/base/base_e1.pt").read_bytes())
+    (ws_copy / "ckpts/base/small").symlink_to(elsewhere)  # checkpoints on another disk
+    (ws_copy / "ckpts/gone/deep").mkdir(parents=True)
+    (ws_copy / "ckpts/gone/deep/x.txt").write_text("left behind")
+    (ws_copy / "ckpts/empty").mkdir()
+    data = json.loads(run("-w", str(ws_copy), "ls", "--format", "json").stdout)
+    small = {s["name"]: s for s in data["scenarios"]}["base/small"]
+    assert (small["epochs"], small["ckpts"]) == (2, 1)
+    cfg = load_config(ws_copy)
+    assert find_orphans(ws_copy, cfg, list_tree(ws_copy / "ckpts")) == find_orphans(ws_copy, cfg)
+    assert [o["name"] for o in data["orphans"]] == ["base/old", "gone/deep"]
+
+
 def test_ls_json(ws: Path) -> None:
     proc = run("-w", str(ws), "ls", "--format", "json")
     assert proc.returncode == 0, proc.stderr
@@ -132,8 +162,12 @@ def test_ls_json(ws: Path) -> None:
     assert by_name["base/wide"]["ckpts"] == 4
     assert by_name["base/wide/lr3"]["depth"] == 2
     assert by_name["base/wide/lr3"]["parent"] == "base/wide"
+    assert by_name["base"]["size"] is None  # sizes cost a stat per file: only with --size
+    newest = max((ws / "ckpts/base").glob("base_e*.pt"), key=lambda p: int(p.stem.split("_e")[1]))
+    assert by_name["base"]["newest_time"] == iso_time(newest.stat().st_mtime)  # the most advanced file's
+    sized = json.loads(run("-w", str(ws), "ls", "--size", "--format", "json").stdout)
     expected = sum(p.stat().st_size for p in (ws / "ckpts/base").glob("base_e*.pt"))
-    assert by_name["base"]["size"] == expected
+    assert {s["name"]: s for s in sized["scenarios"]}["base"]["size"] == expected
     assert by_name["base/small"] == {**by_name["base/small"], "epochs": None, "ckpts": 0, "logs": False}
     assert [o["name"] for o in data["orphans"]] == ["base/old"]
 

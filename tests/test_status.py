@@ -111,7 +111,7 @@ def test_ls_shows_status_and_target_and_json_history(tmp_path, capsys):
     assert cli_main(["-w", str(ws), "ls"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "SIZE", "NEWEST", "LOGS", "STATUS"]
+    assert lines[0].split() == ["SCENARIO", "EPOCHS", "CKPTS", "NEWEST", "LOGS", "STATUS"]
     assert lines[1].split()[:3] == ["base", "3/3", "3"] and lines[1].split()[-1] == "finished"
     assert lines[2].split()[:3] == ["base/wide", "1/10", "1"] and "failed" in lines[2]
     assert cli_main(["-w", str(ws), "ls", "--format", "json"]) == 0

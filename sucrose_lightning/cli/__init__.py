@@ -37,31 +37,25 @@ import io
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ConfigError, SucroseError
-from ..inventory import find_orphans, store_of
-from .check import check_report, render_check
 from .common import PROG, UsageError, error_line, load_workspace, require_scenario, workspace_folder
-from .diff import diff_report, render_diff
-from .logs import (
-    PLOT_INSTALL_HINT,
-    _default_png,
-    plot_available,
-    plot_figure,
-    render_plot,
-    render_scalars,
-    render_tags,
-    scalars_report,
-    write_plot,
-)
-from .ls import ls_report, render_ls
-from .mv import move, render_mv
-from .new import new_report, render_new
 from .parser import build_parser
-from .patterns import match_scenarios, pattern_regex
-from .prune import prune, render_prune
 from .render import Output
-from .show import render_show, show_report
+
+# Each command's module is imported when that command runs: ``sucrose ls`` does not pay for
+# the code of ``plot`` or ``mv`` (a fresh process of ``ls`` is part of the P10 benchmark).
+_LAZY = {"PLOT_INSTALL_HINT": "logs", "_default_png": "logs", "plot_figure": "logs"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["PLOT_INSTALL_HINT", "UsageError", "_default_png", "build_parser", "main", "plot_figure"]
 
@@ -75,8 +69,12 @@ def run_command(args: argparse.Namespace) -> Output:
     """
     command, fmt = args.command, args.format
     if command == "check":
+        from .check import check_report, render_check
+
         return render_check(check_report(workspace_folder(args.workspace), args.verify, args.target), fmt)
     if command == "mv":
+        from .mv import move, render_mv
+
         ws, cfg = load_workspace(args.workspace)
         if args.old in cfg.grids:
             raise UsageError(
@@ -84,11 +82,15 @@ def run_command(args: argparse.Namespace) -> Output:
                 "not a key of the file: change that grid's values to rename it"
             )
         return render_mv(move(ws, args.old, args.new, dry_run=args.dry_run, cfg=cfg), fmt)
+    if command in ("plot", "scalars"):
+        from .logs import PLOT_INSTALL_HINT, plot_available
     if command == "plot" and not args.list_tags and not plot_available():
         out = Output(code=2)
         out.err(f"{PROG}: {PLOT_INSTALL_HINT}")
         return out
     if command == "new":
+        from .new import new_report, render_new
+
         ws = workspace_folder(args.workspace)
         return render_new(new_report(ws, args.name, args.sets, args.new_key, args.dry_run), fmt)
     ws, cfg = load_workspace(args.workspace)
@@ -97,24 +99,39 @@ def run_command(args: argparse.Namespace) -> Output:
 
         return sweep(ws, cfg, args)
     if command == "ls":
+        from .ls import ls_report, render_ls
+
         if not args.patterns:
-            return render_ls(ls_report(ws, cfg), fmt)
+            return render_ls(ls_report(ws, cfg, sizes=args.size), fmt)
+        from ..inventory import find_orphans
+        from .patterns import match_scenarios, pattern_regex
+
         orphans = [
             o for o in find_orphans(ws, cfg) if any(pattern_regex(p).fullmatch(o) for p in args.patterns)
         ]
-        return render_ls(ls_report(ws, cfg, [*match_scenarios(cfg, args.patterns), *orphans]), fmt)
+        return render_ls(ls_report(ws, cfg, [*match_scenarios(cfg, args.patterns), *orphans], args.size), fmt)
     if command == "show":
+        from .show import render_show, show_report
+
         require_scenario(cfg, args.scenario)
         return render_show(show_report(cfg, args.scenario, args.prefix), fmt, args.origin)
     if command == "diff":
+        from .diff import diff_report, render_diff
+
         require_scenario(cfg, args.a)
         require_scenario(cfg, args.b)
         return render_diff(diff_report(cfg, args.a, args.b), fmt)
     if command == "prune":
+        from ..inventory import store_of
+        from .prune import prune, render_prune
+
         require_scenario(cfg, args.scenario)
         store = store_of(ws, args.scenario, cfg.settings)
         return render_prune(prune(store, args.keep, yes=args.yes, force=args.force), fmt)
     # plot and scalars
+    from .logs import render_plot, render_scalars, render_tags, scalars_report, write_plot
+    from .patterns import match_scenarios
+
     names = match_scenarios(cfg, args.scenarios)
     report = scalars_report(ws, cfg, names, None if args.list_tags else args.tag, args.smooth)
     if args.list_tags:

@@ -83,8 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "ls",
-        "tree of scenarios: epochs done, checkpoints, size, newest, logs; and orphans",
+        "tree of scenarios: epochs done, checkpoints, newest, logs, status; and orphans",
         ["table", "json"],
+    )
+    p.add_argument(
+        "--size",
+        action="store_true",
+        help="add up each scenario's checkpoint sizes (SIZE column; one stat per file)",
     )
     p.add_argument(
         "patterns", nargs="*", metavar="PATTERN", help="only scenarios matching these (e.g. 'base/lr/*')"
