@@ -153,9 +153,12 @@ def stall(args: argparse.Namespace) -> dict[str, Any]:
         exact.append(all(bool((b == float(step)).all()) for b in bufs))
         del ckpt, bufs
     size = files[-1].stat().st_size if files else 0
+    saver = getattr(trainer.strategy.checkpoint_io, "saver", None)  # ours_async: waits for the previous write
     return {
         "side": args.side,
         "stalls": stalls,
+        "waits": list(saver.waits) if saver is not None else [],
+        "step_seconds": fit_seconds / args.steps,
         "fit_seconds": fit_seconds,
         "files": len(files),
         "steps": steps_seen,

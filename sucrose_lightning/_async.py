@@ -187,6 +187,8 @@ class AsyncSaver:
         self._done: list[Callable[[], None]] = []
         #: Seconds the caller spent in each recent :meth:`save` (waiting for the previous write included).
         self.stalls: deque[float] = deque(maxlen=10_000)
+        #: Of each stall, the seconds spent waiting for the previous write to end.
+        self.waits: deque[float] = deque(maxlen=10_000)
 
     @property
     def in_flight(self) -> Path | None:
@@ -211,6 +213,7 @@ class AsyncSaver:
         """
         t0 = time.perf_counter()
         self.wait()
+        waited = time.perf_counter() - t0
         self.store.make_room(final, reason)
         if not background:
             self.store.save(obj, final)
@@ -226,6 +229,7 @@ class AsyncSaver:
         )
         self._thread.start()
         self.stalls.append(time.perf_counter() - t0)
+        self.waits.append(waited)
 
     def _write(self, snap: Any, final: Path) -> None:
         try:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -188,11 +189,18 @@ def test_the_next_save_waits_for_the_one_in_flight_and_says_so(ws: Path, monkeyp
         saver = threading.Thread(target=save_again)
         saver.start()
         assert seen.event.wait(60)  # the second save is blocked on the first
+        blocked = time.perf_counter()
         assert second == [] and not first.exists()
+        held = time.perf_counter() - blocked
         gate.open()
         saver.join(60)
+        waits, stalls = list(ssc._writer.waits), list(ssc._writer.stalls)
         ssc.close()
         assert second[0] is not None and first.exists() and second[0].exists()
+        # each save's stall is recorded with the part spent waiting for the write in flight: the
+        # second one waited at least from its log line to the gate's opening
+        assert len(waits) == len(stalls) == 2 and waits[0] <= stalls[0]
+        assert held <= waits[1] <= stalls[1]
     finally:
         logger.removeHandler(seen)
         logger.setLevel(level)
