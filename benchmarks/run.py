@@ -413,17 +413,16 @@ def p4_resume(s: Settings) -> list[Row]:
             )
         )
         if (met is False or (s.profile_all and n == 10000)) and s.profile_misses:
-            pattern = layout._pattern(ext)
 
             def matched() -> list[Any]:
                 with os.scandir(folder) as it:
-                    return [pattern.fullmatch(e.name) for e in it]
+                    return [layout.parse_label(e.name, ext) for e in it]
 
             from sucrose_lightning import _atomic
 
             parts = {
                 "os.scandir + names": per_call(scan, 5),
-                "+ the stamp regex on each name": per_call(matched, 5),
+                "+ parse_label on each name": per_call(matched, 5),
                 "layout.scan (+ CkptFile per file, sort)": per_call(lambda: layout.scan(ext), 5),
                 "check_file(newest)": per_call(lambda: _atomic.check_file(newest), 50),
                 "last_ckpt()": per_call(ours, 5),

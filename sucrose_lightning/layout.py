@@ -18,7 +18,6 @@ imports neither torch nor lightning.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import re
@@ -79,12 +78,12 @@ def _tail(ext: str, joined: bool) -> re.Pattern[str]:
     One pattern per extension for every scenario of every workspace: a name is first checked
     for the scenario's literal head (``str.startswith``), then its tail is parsed, so listing
     1,000 scenarios compiles no regular expression per scenario. ``joined=True``: the pattern
-    finds whole tails in a text of NUL-separated tails (a file name cannot hold NUL), with
-    groups ``(tail, epochs, step, label)``.
+    finds whole tails in a text of tails each preceded and followed by NUL (a file name cannot
+    hold NUL), with groups ``(tail, epochs, step, label)``.
     """
     body = rf"(0|[1-9][0-9]*)(?:_s(0|[1-9][0-9]*))?(?:\.({LABEL}))?{re.escape(ext)}"
-    if joined:
-        return re.compile(rf"(?:\A|(?<=\x00))({body})(?=\x00|\Z)")
+    if joined:  # the text starts and ends with NUL; a literal first character is found fast
+        return re.compile(rf"\x00({body})(?=\x00)")
     return re.compile(body)
 
 
@@ -239,12 +238,19 @@ class Layout:
         """The stamped checkpoints newest first, built one at a time (resume looks at one or two)."""
         ext = self.settings.ckpts_extension if ext is None else ext
         stamps = self._stamps(ext, select, sort=False)
-        if not stamps:
-            return
-        newest = max(stamps)  # usually all that resuming needs: no sort of the whole folder
-        yield self._file(*newest, ext)
+        # resuming looks at the newest and at its twins (other callbacks' files of the same state),
+        # then stops at the first older file: take maxima one by one (linear, in C) and sort the
+        # whole folder only for a run that falls back past several damaged files
+        for _ in range(4):
+            if not stamps:
+                return
+            newest = max(stamps)
+            i = stamps.index(newest)
+            stamps[i] = stamps[-1]
+            stamps.pop()
+            yield self._file(*newest, ext)
         stamps.sort(reverse=True)
-        for stamp in stamps[1:]:
+        for stamp in stamps:
             yield self._file(*stamp, ext)
 
     def _file(self, epochs: int, step: int, main: bool, label: str, ext: str) -> CkptFile:
@@ -253,36 +259,27 @@ class Layout:
         return CkptFile(epochs, real_step, self._ckpts_str + os.sep + name)
 
     def _names(self) -> list[str]:
-        """Names of the folder's regular files that start with the scenario's head."""
-        head = self._head
-        with self._listing() as entries:
-            return [e.name for e in entries if e.name.startswith(head) and e.is_file()]
-
-    @contextlib.contextmanager
-    def _listing(self) -> Iterator[Iterator[os.DirEntry[str]]]:
-        """The folder's entries (``DirEntry.is_file`` needs no extra ``stat``); none if it is missing."""
+        """Names of the folder's regular files."""
         try:
-            it = os.scandir(self.ckpts_dir)
+            with os.scandir(self.ckpts_dir) as entries:
+                return [e.name for e in entries if e.is_file()]
         except (FileNotFoundError, NotADirectoryError):
-            it = None
+            return []
         except OSError as err:
             raise CheckpointError(
                 f"cannot list the checkpoint folder {self.ckpts_dir} of scenario {self.name!r}: "
                 f"{err.strerror or err}; check its permissions"
             ) from None
-        if it is None:
-            yield iter(())
-            return
-        with it:
-            yield it
 
     def _found(self, ext: str, names: Iterable[str]) -> list[tuple[str, str, str, str]]:
         """``(tail, epochs, step, label)`` strings of the stamped ``names`` with extension ``ext``.
 
-        One regex pass over the NUL-joined tails of the names ending with ``ext``.
+        One regex pass over the NUL-joined tails of the names that start with the scenario's
+        head and end with ``ext`` (a name cannot hold NUL, so every tail is whole).
         """
-        cut = len(self._head)
-        return _tail(ext, True).findall("\x00".join(n[cut:] for n in names if n.endswith(ext)))
+        head, cut = self._head, len(self._head)
+        tails = [n[cut:] for n in names if n.startswith(head) and n.endswith(ext)]
+        return _tail(ext, True).findall("\x00" + "\x00".join(tails) + "\x00")
 
     def _stamps(
         self, ext: str, select: Select | None = None, sort: bool = True
@@ -297,8 +294,10 @@ class Layout:
         # (epochs, step, unlabelled?, label): at one stamp the unlabelled file sorts last, so the
         # newest-first scan (and so the resume rule) picks it over a labelled twin of the same state
         stamps = [(int(e), int(s) if s else -1, not lab, lab) for _, e, s, lab in found]
-        if select is not None:
-            stamps = [s for s in stamps if select(s[3] or None)]
+        if select is not None:  # asked once per label, not once per file
+            refused = {lab for lab in {s[3] for s in stamps} if not select(lab or None)}
+            if refused:
+                stamps = [s for s in stamps if s[3] not in refused]
         if sort:
             stamps.sort()
         return stamps

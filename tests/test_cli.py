@@ -143,9 +143,13 @@ def test_ls_lists_a_linked_folder_and_the_orphans_of_a_walk(ws_copy: Path, tmp_p
     (ws_copy / "ckpts/gone/deep").mkdir(parents=True)
     (ws_copy / "ckpts/gone/deep/x.txt").write_text("left behind")
     (ws_copy / "ckpts/empty").mkdir()
+    # same length and tail as base's own names, another scenario's head: not base's checkpoint
+    (ws_copy / "ckpts/base/xase_e9.pt").write_bytes((ws_copy / "ckpts/base/base_e1.pt").read_bytes())
     data = json.loads(run("-w", str(ws_copy), "ls", "--format", "json").stdout)
     small = {s["name"]: s for s in data["scenarios"]}["base/small"]
     assert (small["epochs"], small["ckpts"]) == (2, 1)
+    base = {s["name"]: s for s in data["scenarios"]}["base"]
+    assert (base["epochs"], base["ckpts"]) == (4, 4)
     cfg = load_config(ws_copy)
     assert find_orphans(ws_copy, cfg, list_tree(ws_copy / "ckpts")) == find_orphans(ws_copy, cfg)
     assert [o["name"] for o in data["orphans"]] == ["base/old", "gone/deep"]
