@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from .config import Config, WorkspaceSettings
@@ -87,11 +88,11 @@ def list_tree(root: Path) -> Listing:
             with os.scandir(path) as entries:
                 for e in entries:
                     name = e.name
-                    if e.is_dir():
-                        if not name.startswith(".") and not e.is_symlink():
+                    if _is(e.is_dir):
+                        if not name.startswith(".") and not _is(e.is_symlink):
                             todo.append((e.path, name if rel == "." else f"{rel}/{name}"))
                         continue
-                    if e.is_file():
+                    if _is(e.is_file):
                         files.append(name)
                     visible = visible or not name.startswith(".")
         except OSError:
@@ -100,6 +101,14 @@ def list_tree(root: Path) -> Listing:
             continue
         out[rel] = (files, visible)
     return dict(sorted(out.items()))
+
+
+def _is(test: Callable[[], bool]) -> bool:
+    """A ``DirEntry`` test; ``False`` where the filesystem cannot tell (as :func:`os.walk` does)."""
+    try:
+        return test()
+    except OSError:
+        return False
 
 
 def find_orphans(workspace: Path, cfg: Config, listing: Listing | None = None) -> list[str]:

@@ -306,6 +306,7 @@ class Layout:
         self, exts: Sequence[str], select: Select | None, names: Iterable[str]
     ) -> list[tuple[int, int, str, CkptFile]]:
         """``(epochs, step or -1, tail, file)`` of ``names`` for every extension, sorted."""
+        names = names if isinstance(names, (list, tuple, dict)) else list(names)  # read once per extension
         prefix = self._ckpts_str + os.sep + self._head
         out: list[tuple[int, int, str, CkptFile]] = []
         for ext in exts:

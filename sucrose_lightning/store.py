@@ -362,12 +362,18 @@ class CheckpointStore:
             info.total_size = sum(st.st_size for _, st in listed)
         else:
             info.ckpts = self.layout.scan_all(self.extensions, names=names)
+        i = len(info.ckpts) - 1
+        while i >= 0:  # from the newest: usually one cheap zip-directory read per scenario
+            path = info.ckpts[i].path
+            if _atomic.check_file(path) is None:
+                break
+            if os.path.lexists(path):
+                info.unreadable_newer += 1
+            else:  # removed since the listing (pruned, moved aside): gone, not damaged
+                del info.ckpts[i]
+            i -= 1
         if info.ckpts:
             info.newest_time = _mtime(info.ckpts[-1].path)
-        for ckpt in reversed(info.ckpts):  # usually one cheap zip-directory read per scenario
-            if _atomic.check_file(ckpt.path) is None:
-                break
-            info.unreadable_newer += 1
         info.logs = has_events(self.layout.logs_dir)
         return info
 

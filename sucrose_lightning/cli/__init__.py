@@ -2,7 +2,7 @@
 
 Subcommands (``sucrose -h`` and ``sucrose SUBCOMMAND -h`` for details)::
 
-    sucrose ls                          tree of scenarios: epochs done, checkpoints, size, logs
+    sucrose ls [--size] [PATTERN ...]   tree of scenarios: epochs done, checkpoints, newest, status
     sucrose show SCENARIO [--prefix P]  merged config: value, origin domain, overridden values
     sucrose diff A B                    keys that differ, keys only in A, keys only in B
     sucrose check [--verify]            config problems, unreadable checkpoints, leftovers
@@ -103,13 +103,12 @@ def run_command(args: argparse.Namespace) -> Output:
 
         if not args.patterns:
             return render_ls(ls_report(ws, cfg, sizes=args.size), fmt)
-        from ..inventory import find_orphans
         from .patterns import match_scenarios, pattern_regex
 
-        orphans = [
-            o for o in find_orphans(ws, cfg) if any(pattern_regex(p).fullmatch(o) for p in args.patterns)
-        ]
-        return render_ls(ls_report(ws, cfg, [*match_scenarios(cfg, args.patterns), *orphans], args.size), fmt)
+        regexes = [pattern_regex(p) for p in args.patterns]
+        chosen = match_scenarios(cfg, args.patterns)
+        listed = ls_report(ws, cfg, chosen, args.size, lambda o: any(r.fullmatch(o) for r in regexes))
+        return render_ls(listed, fmt)
     if command == "show":
         from .show import render_show, show_report
 

@@ -12,7 +12,7 @@ workspace of 100,000 checkpoints). ``--size`` adds the SIZE column, a ``stat`` o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +65,18 @@ class LsReport:
     sizes: bool = False
 
 
-def ls_report(ws: Path, cfg: Config, only: Sequence[str] | None = None, sizes: bool = False) -> LsReport:
+def ls_report(
+    ws: Path,
+    cfg: Config,
+    only: Sequence[str] | None = None,
+    sizes: bool = False,
+    orphans_matching: Callable[[str], bool] | None = None,
+) -> LsReport:
     """The inventory of every scenario of ``cfg`` (tree order) and of the orphan folders.
 
     ``only``: list only these scenarios and orphan folders (``None``: all of them).
     ``sizes``: also add up each scenario's checkpoint sizes (a ``stat`` per file).
+    ``orphans_matching``: with ``only``, also list the orphan folders it accepts.
 
     Examples:
         >>> import tempfile
@@ -97,7 +104,7 @@ def ls_report(ws: Path, cfg: Config, only: Sequence[str] | None = None, sizes: b
     orphans = [
         scenario_files(ws, name, cfg.settings, sizes, listing)
         for name in find_orphans(ws, cfg, listing)
-        if keep is None or name in keep
+        if keep is None or name in keep or (orphans_matching is not None and orphans_matching(name))
     ]
     return LsReport(ws, cfg.path, scenarios, orphans, sizes)
 
