@@ -3,7 +3,7 @@
 
 One command runs every case, prints the table and writes it to ``BENCHMARKS.md``::
 
-    python benchmarks/run.py                  # full run (about 25 minutes on 2 cores: P8 fits 1 GB models)
+    python benchmarks/run.py                  # full run (about 15 minutes on 2 cores)
     python benchmarks/run.py --quick          # smaller sizes, fewer runs (under 1 minute)
     python benchmarks/run.py --only P4,P5     # some cases
     python benchmarks/run.py --out FILE.md    # write the table elsewhere
