@@ -15,8 +15,8 @@ from lightning.fabric.utilities.logger import _flatten_dict
 from lightning.pytorch.loggers import MLFlowLogger
 
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap, fixed_options
-from .trackers import pend_params, scenario_group, store_run, stored_run
+from ._tracking import Deferred, fixed_options
+from .trackers import DeferredTracker, pend_params, scenario_group, store_run, stored_run
 
 __all__ = ["SucroseMLFlowLogger", "default_tracking_uri"]
 
@@ -31,7 +31,7 @@ def default_tracking_uri(ssc: ScenarioLike) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ssc.workspace / 'mlflow.db'}"
 
 
-class SucroseMLFlowLogger(TrainerTap, MLFlowLogger):
+class SucroseMLFlowLogger(DeferredTracker, MLFlowLogger):
     """Lightning's ``MLFlowLogger`` logging every resume of a scenario into one MLflow run.
 
     * experiment: ``experiment_name`` (default: the workspace folder's name);
@@ -165,11 +165,6 @@ class SucroseMLFlowLogger(TrainerTap, MLFlowLogger):
         return run_id if run.info.lifecycle_stage == "active" else None
 
     # ------------------------------------------------------------------ params
-
-    @pl.utilities.rank_zero_only
-    def log_graph(self, model: Any, input_array: Any = None) -> None:
-        """Learn the trainer, and so whether this ``fit`` resumes."""
-        self._tap(model)
 
     @pl.utilities.rank_zero_only
     def log_hyperparams(self, params: Any) -> None:

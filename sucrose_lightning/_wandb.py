@@ -11,19 +11,18 @@ import uuid
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import WandbLogger
 
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap, fixed_options
-from .trackers import pend_params, scenario_group, store_run, stored_run
+from ._tracking import fixed_options
+from .trackers import DeferredTracker, pend_params, scenario_group, store_run, stored_run
 
 __all__ = ["SucroseWandbLogger"]
 
 log = logging.getLogger("sucrose_lightning")
 
 
-class SucroseWandbLogger(TrainerTap, WandbLogger):
+class SucroseWandbLogger(DeferredTracker, WandbLogger):
     """Lightning's ``WandbLogger`` logging every resume of a scenario into one W&B run.
 
     * run name: the scenario path (``base/case1``); group: its parent domain (``base``);
@@ -64,15 +63,8 @@ class SucroseWandbLogger(TrainerTap, WandbLogger):
         self._pending: dict[str, Any] = {}
         self._config_logged = False
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> Any:
-        """The ``wandb`` run; opened (or resumed) at first use."""
-        if self._experiment is not None:
-            return self._experiment
-        return Deferred(self._open)
-
     def _open(self) -> Any:
+        """The ``wandb`` run, opened (or resumed under the scenario's stored id)."""
         if self._experiment is not None:
             return self._experiment
 
@@ -88,11 +80,6 @@ class SucroseWandbLogger(TrainerTap, WandbLogger):
         run = WandbLogger.experiment.fget(self)  # type: ignore[attr-defined]
         self._flush_config()
         return run
-
-    @pl.utilities.rank_zero_only
-    def log_graph(self, model: Any, input_array: Any = None) -> None:
-        """Learn the trainer, and so whether this ``fit`` resumes."""
-        self._tap(model)
 
     @pl.utilities.rank_zero_only
     def log_hyperparams(self, params: Any) -> None:

@@ -27,21 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 
 from ._atomic import atomic_write_bytes
 from ._protocol import ScenarioLike
 from ._tracking import (
-    Deferred,
-    TrainerTap,
     after_older_event_files,
     fixed_options,
     missing,
     write_hparams_yaml,
 )
 from .errors import SucroseError
+from .trackers import DeferredTracker
 
 __all__ = ["HPARAMS_EVENTS", "KINDS", "SucroseLogger", "make_logger"]
 
@@ -54,7 +52,7 @@ KINDS = ("tensorboard", "csv", "mlflow", "wandb")
 HPARAMS_EVENTS = "events.hparams.sucrose.tfevents"
 
 
-class SucroseLogger(TrainerTap, TensorBoardLogger):
+class SucroseLogger(DeferredTracker, TensorBoardLogger):
     """Lightning's ``TensorBoardLogger`` writing to exactly ``<workspace>/<logs_folder>/<scenario>``.
 
     No ``version_N`` folder: a resumed run continues the same folder, and its event file
@@ -91,15 +89,8 @@ class SucroseLogger(TrainerTap, TensorBoardLogger):
 
     # ------------------------------------------------------------------ the writer
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> Any:
-        """The ``SummaryWriter``, opened at first use with the resumed run's ``purge_step``."""
-        if self._experiment is not None:
-            return self._experiment
-        return Deferred(self._open)
-
     def _open(self) -> Any:
+        """The ``SummaryWriter``, opened with the resumed run's ``purge_step``."""
         if self._experiment is not None:
             return self._experiment
         from torch.utils.tensorboard import SummaryWriter

@@ -37,7 +37,15 @@ from ._protocol import ScenarioLike
 from ._tracking import Deferred, TrainerTap, fixed_options, umask, write_hparams_yaml
 from .names import parent_of
 
-__all__ = ["SucroseCSVLogger", "merged_params", "pend_params", "scenario_group", "store_run", "stored_run"]
+__all__ = [
+    "DeferredTracker",
+    "SucroseCSVLogger",
+    "merged_params",
+    "pend_params",
+    "scenario_group",
+    "store_run",
+    "stored_run",
+]
 
 log = logging.getLogger("sucrose_lightning")
 
@@ -54,6 +62,35 @@ def pend_params(logger: Any, params: Any) -> None:
     first = logger.log_config and not logger._config_logged
     logger._pending.update(merged_params(logger.ssc, params, first))
     logger._config_logged = logger._config_logged or first
+
+
+class DeferredTracker(TrainerTap):
+    """Mixin of the sucrose loggers: the run object opens at first use; ``log_graph`` taps the trainer.
+
+    A logger using it defines ``_open()``, which opens (or resumes) the run, stores it in
+    ``_experiment`` and returns it.
+    """
+
+    _experiment: Any
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Any:
+        """The logger's run object (a writer, a W&B run), opened at first use.
+
+        Until then it is a :class:`~sucrose_lightning._tracking.Deferred` stand-in.
+        """
+        if self._experiment is not None:
+            return self._experiment
+        return Deferred(self._open)
+
+    def _open(self) -> Any:
+        raise NotImplementedError
+
+    @pl.utilities.rank_zero_only
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        """Learn the trainer, and so where a resumed run starts."""
+        self._tap(model)
 
 
 def scenario_group(ssc: ScenarioLike) -> str | None:
@@ -113,7 +150,7 @@ def _rewrite_csv(path: Path, keys: list[str], rows: list[dict[str, str]]) -> Non
         raise
 
 
-class SucroseCSVLogger(TrainerTap, CSVLogger):
+class SucroseCSVLogger(DeferredTracker, CSVLogger):
     """Lightning's ``CSVLogger`` writing ``<workspace>/<logs_folder>/<scenario>/metrics.csv``.
 
     No ``version_N`` folder. A resumed ``fit`` keeps the rows before the resumed checkpoint's
@@ -150,24 +187,12 @@ class SucroseCSVLogger(TrainerTap, CSVLogger):
         """``<workspace>/<logs_folder>/<scenario>``."""
         return str(self.ssc.logs_dir)
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> Any:
-        """The CSV writer, opened at first use (a resumed ``fit`` first drops the ghost rows)."""
-        if self._experiment is not None:
-            return self._experiment
-        return Deferred(self._open)
-
     def _open(self) -> Any:
+        """The CSV writer (a resumed ``fit`` first drops the ghost rows)."""
         if self._experiment is None:
             fitting, step = self.start_point()
             self._experiment = _ScenarioCSVWriter(self.log_dir, step if fitting else None)
         return self._experiment
-
-    @pl.utilities.rank_zero_only
-    def log_graph(self, model: Any, input_array: Any = None) -> None:
-        """Learn the trainer, and so where a resumed run starts."""
-        self._tap(model)
 
     @pl.utilities.rank_zero_only
     def log_hyperparams(self, params: Any = None) -> None:
