@@ -109,8 +109,10 @@ def _check_not_link(path: Path, what: str) -> None:
         refuse_symlink(path, what)
 
 
-def open_exclusive(path: Path, what: str = "temporary file") -> IO[bytes]:
+def open_exclusive(path: Path, what: str = "temporary file", mode: int = 0o644) -> IO[bytes]:
     """Create ``path`` exclusively without following symlinks (``O_CREAT | O_EXCL | O_NOFOLLOW``).
+
+    ``mode`` is the new file's mode before the umask.
 
     Returns:
         The file, open for binary writing (its ``name`` is ``path``).
@@ -120,7 +122,7 @@ def open_exclusive(path: Path, what: str = "temporary file") -> IO[bytes]:
     """
 
     def opener(name: str, flags: int) -> int:
-        return os.open(name, flags | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o644)
+        return os.open(name, flags | os.O_EXCL | _NOFOLLOW | _CLOEXEC, mode)
 
     try:
         return open(path, "wb", opener=opener)
@@ -160,11 +162,15 @@ def _is_reg(fd: int) -> bool:
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
-def atomic_write_bytes(final: Path, data: bytes, what: str = "file") -> None:
-    """Replace ``final`` by ``data`` atomically (exclusive temp file, fsync, rename); never via a symlink."""
+def atomic_write_bytes(final: Path, data: bytes, what: str = "file", mode: int = 0o644) -> None:
+    """Replace ``final`` by ``data`` atomically (exclusive temp file, fsync, rename); never via a symlink.
+
+    ``mode``: the file's mode before the umask (``0o666`` for a file others append to, as they
+    would to one they had created).
+    """
     _check_not_link(final, what)
     tmp = temp_path(final)
-    stream = open_exclusive(tmp)
+    stream = open_exclusive(tmp, mode=mode)
     try:
         with stream:
             stream.write(data)

@@ -195,7 +195,7 @@ def write_hparams_events(folder: Path, params: dict[str, Any], metrics: dict[str
     for event in events:
         writer.write(event.SerializeToString())
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(folder / HPARAMS_EVENTS, buffer.getvalue(), "hyperparameters events file")
+    atomic_write_bytes(folder / HPARAMS_EVENTS, buffer.getvalue(), "hyperparameters events file", mode=0o666)
 
 
 def _one(ssc: ScenarioLike, kind: str, options: dict[str, Any]) -> Logger:

@@ -18,11 +18,9 @@ starts the scenario over and so starts a new run (MLflow moves the old one to it
 
 from __future__ import annotations
 
-import contextlib
 import csv
+import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +31,9 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 from . import _runids
+from ._atomic import atomic_write_bytes
 from ._protocol import ScenarioLike
-from ._tracking import Deferred, TrainerTap, fixed_options, umask, write_hparams_yaml
+from ._tracking import Deferred, TrainerTap, fixed_options, write_hparams_yaml
 from .names import parent_of
 
 __all__ = [
@@ -134,20 +133,12 @@ def _step_of(row: dict[str, str]) -> float:
 
 
 def _rewrite_csv(path: Path, keys: list[str], rows: list[dict[str, str]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".metrics.", suffix=".csv.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    """Replace ``metrics.csv`` by ``rows`` through the one atomic writer, mode as Lightning's own file."""
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"), "metrics file", mode=0o666)
 
 
 class SucroseCSVLogger(DeferredTracker, CSVLogger):
